@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"testing"
@@ -199,3 +200,5 @@ func byKey(es []*Entry) map[string]*Entry {
 	}
 	return m
 }
+
+func newRng() *rand.Rand { return rand.New(rand.NewPCG(7, 8)) }
