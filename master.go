@@ -1,0 +1,925 @@
+package psync
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MasterConfig configures a Master. The zero value of every field but
+// Snapshotter selects the documented default.
+type MasterConfig struct {
+	// Snapshotter captures the dataset for full resyncs. Required.
+	Snapshotter Snapshotter
+
+	// BacklogSize is the backlog capacity in bytes. Default 1 MiB.
+	BacklogSize int
+
+	// Position resumes a persisted history: the master starts with this
+	// replication ID at this offset (its backlog empty), so replicas that are
+	// at exactly this position continue partially. Default: a fresh ID at
+	// offset 0.
+	Position Position
+
+	// User and Password, when Password is set, are the credentials replicas
+	// must AUTH with before anything else (User defaults to "default").
+	User     string
+	Password string
+
+	// PingPeriod is how often the master writes PING into the stream while
+	// replicas are attached (repl-ping-replica-period). Default 10 s;
+	// negative disables.
+	PingPeriod time.Duration
+
+	// Timeout drops a replica whose ACKs stopped, a handshake that does not
+	// complete, or a write that does not progress, after this long
+	// (repl-timeout). Default 60 s.
+	Timeout time.Duration
+
+	// MaxLag drops a replica whose unsent stream data exceeds this many bytes.
+	// Writes never wait for it: the data lives in the backlog, so the replica
+	// can continue partially later if the backlog still covers it. Default
+	// and maximum: BacklogSize (past it the data is gone anyway).
+	MaxLag int64
+
+	// FullSyncDelay is how long the master waits after a replica asks for a
+	// full resync for others to join the same snapshot
+	// (repl-diskless-sync-delay). Default 50 ms; negative means no wait.
+	// Replicas that arrive before the snapshot starts being written still
+	// share it.
+	FullSyncDelay time.Duration
+
+	// TempDir is where a snapshot without a known size is spooled when a
+	// replica cannot take the diskless EOF framing. Default os.TempDir().
+	TempDir string
+
+	// Limits bounds what a replica can make the master buffer.
+	Limits Limits
+
+	// Logger receives the master's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c MasterConfig) withDefaults() MasterConfig {
+	if c.BacklogSize <= 0 {
+		c.BacklogSize = DefaultBacklogSize
+	}
+	if c.User == "" {
+		c.User = "default"
+	}
+	if c.PingPeriod == 0 {
+		c.PingPeriod = 10 * time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 60 * time.Second
+	}
+	if c.MaxLag <= 0 || c.MaxLag > int64(c.BacklogSize) {
+		c.MaxLag = int64(c.BacklogSize)
+	}
+	if c.FullSyncDelay == 0 {
+		c.FullSyncDelay = 50 * time.Millisecond
+	}
+	c.Limits = c.Limits.withDefaults()
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Master is the source of a replication stream. The host feeds it every
+// write, and it serves any number of replicas over any io.ReadWriter: a
+// partial resync from its backlog when it can, a full resync with a snapshot
+// otherwise, then the stream.
+//
+// Feeding is independent of the replicas: a write is appended to the backlog
+// and each replica's sender copies from there at its own pace, so a slow or
+// dead replica never slows the host, and a replica that falls further behind
+// than MaxLag is dropped.
+type Master struct {
+	cfg     MasterConfig
+	log     *slog.Logger
+	backlog *Backlog
+
+	ctx    context.Context // ends on Close
+	cancel context.CancelFunc
+
+	mu           sync.Mutex
+	replid       ReplID
+	replid2      ReplID
+	secondOffset int64
+	links        map[*link]struct{}
+	nextLinkID   int
+	session      *fullSync // gathering replicas, nil if none
+	pingStop     chan struct{}
+	closed       bool
+	wg           sync.WaitGroup
+
+	fullSyncs  atomic.Int64
+	partialOK  atomic.Int64
+	partialErr atomic.Int64
+	bytesSent  atomic.Int64
+	lastFull   atomic.Int64 // duration of the last full resync, ns
+}
+
+// NewMaster returns a Master ready to be fed and to serve replicas.
+func NewMaster(cfg MasterConfig) (*Master, error) {
+	if cfg.Snapshotter == nil {
+		return nil, errors.New("psync: MasterConfig.Snapshotter is required")
+	}
+	cfg = cfg.withDefaults()
+	pos := cfg.Position
+	if pos.IsZero() {
+		pos = Position{ID: NewReplID()}
+	} else if !pos.ID.Valid() || pos.Offset < 0 || pos.Offset > MaxOffset {
+		return nil, fmt.Errorf("%w: invalid MasterConfig.Position %v", ErrBadReplID, pos)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Master{
+		cfg:          cfg,
+		log:          cfg.Logger.With("role", "master"),
+		backlog:      NewBacklog(cfg.BacklogSize, pos.Offset),
+		ctx:          ctx,
+		cancel:       cancel,
+		replid:       pos.ID,
+		replid2:      NoReplID,
+		secondOffset: -1,
+		links:        make(map[*link]struct{}),
+	}, nil
+}
+
+// Feed appends one or more whole commands, RESP-encoded (see AppendCommand),
+// to the replication stream and returns the new master offset. The host
+// calls it for every write, in commit order, under the same lock with which
+// it applies the write (see Snapshotter). Feed costs O(len(cmd)) whatever the
+// number of replicas, never blocks on a replica, and does not allocate.
+func (m *Master) Feed(cmd []byte) int64 {
+	return m.backlog.Write(cmd)
+}
+
+// Offset returns the master offset: the number of stream bytes fed in this
+// history.
+func (m *Master) Offset() int64 { return m.backlog.Offset() }
+
+// Position returns the master's replication ID and offset, for the host to
+// persist with its dataset.
+func (m *Master) Position() Position {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Position{ID: m.replid, Offset: m.backlog.Offset()}
+}
+
+// Backlog returns the master's backlog (read-only use).
+func (m *Master) Backlog() *Backlog { return m.backlog }
+
+var getackCmd = AppendCommandString(nil, "REPLCONF", "GETACK", "*")
+var pingCmd = AppendCommandString(nil, "PING")
+
+// RequestAck writes REPLCONF GETACK * into the stream, so every replica
+// answers with an ACK as soon as it processed it.
+func (m *Master) RequestAck() { m.Feed(getackCmd) }
+
+// Close drops every replica and stops the master's goroutines. Feeding after
+// Close still works (the backlog stays), but Serve returns ErrClosed.
+func (m *Master) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	for l := range m.links {
+		l.stop(ErrClosed)
+	}
+	if m.pingStop != nil {
+		close(m.pingStop)
+		m.pingStop = nil
+	}
+	m.mu.Unlock()
+	m.cancel()
+	m.wg.Wait()
+	return nil
+}
+
+func (m *Master) state() MasterState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stateLocked()
+}
+
+func (m *Master) stateLocked() MasterState {
+	b := m.backlog
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return MasterState{
+		ReplID: m.replid, ReplID2: m.replid2, SecondOffset: m.secondOffset,
+		Offset: b.end, BacklogFirst: b.end - int64(b.histlen) + 1, HasBacklog: true,
+	}
+}
+
+// link states, as INFO shows them.
+const (
+	stateHandshake int32 = iota
+	stateWaitBgsave
+	stateSendBulk
+	stateOnline
+)
+
+var stateNames = [...]string{"handshake", "wait_bgsave", "send_bulk", "online"}
+
+// link is one replica connection on the master.
+type link struct {
+	m      *Master
+	id     int
+	rw     io.ReadWriter
+	closer io.Closer
+	addr   string
+	info   ReplicaInfo
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	state      atomic.Int32
+	sent       atomic.Int64 // offset of the last stream byte written
+	ack        atomic.Int64
+	ackTime    atomic.Int64 // unix ns of the last ACK
+	writeSince atomic.Int64 // unix ns a write started, 0 when none pending
+	firstAck   chan struct{}
+	ackOnce    sync.Once
+
+	wmu sync.Mutex // serializes writes to rw
+
+	syncResult chan fullSyncResult
+}
+
+func (l *link) stop(cause error) { l.cancel(cause) }
+
+// write writes p with a deadline where the transport supports one, and
+// records the pending write for the watchdog on transports that do not.
+func (l *link) write(p []byte) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.writeLocked(p)
+}
+
+func (l *link) writeLocked(p []byte) error {
+	if err := context.Cause(l.ctx); err != nil {
+		return err
+	}
+	if d, ok := l.rw.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		_ = d.SetWriteDeadline(time.Now().Add(l.m.cfg.Timeout))
+	}
+	l.writeSince.Store(time.Now().UnixNano())
+	n, err := l.rw.Write(p)
+	l.writeSince.Store(0)
+	l.m.bytesSent.Add(int64(n))
+	if err != nil {
+		if c := context.Cause(l.ctx); c != nil {
+			return c
+		}
+		return err
+	}
+	return nil
+}
+
+// Serve runs one replica link over rw: it reads the handshake (PING, AUTH,
+// REPLCONF ...) up to PSYNC or SYNC, answers it, sends a partial or full
+// resync, then streams until the link fails, ctx ends, or the master is
+// closed. It returns why the link ended. If rw implements io.Closer, Serve
+// closes it before returning; psync also closes it to interrupt a blocked
+// read or write when it drops the replica, so use a transport with Close
+// (or SetDeadline) to bound every wait.
+func (m *Master) Serve(ctx context.Context, rw io.ReadWriter) error {
+	l, err := m.attach(ctx, rw, ReplicaInfo{})
+	if err != nil {
+		return err
+	}
+	defer m.detach(l)
+	cr := newCommandReader(rw, m.cfg.Limits, true, 4<<10)
+	req, err := m.handshake(l, cr)
+	if err != nil {
+		return m.linkEnded(l, err)
+	}
+	return m.linkEnded(l, m.serveSync(l, cr, req))
+}
+
+// ServeSync serves a replica whose handshake the host's own RESP server
+// already read, up to and including the PSYNC or SYNC command whose
+// arguments are args. info is what the replica announced with REPLCONF (see
+// ReplicaInfo.Replconf). Bytes the host buffered beyond the PSYNC command
+// must be readable from rw. Otherwise it behaves as Serve; the host must have
+// checked authentication itself.
+func (m *Master) ServeSync(ctx context.Context, rw io.ReadWriter, info ReplicaInfo, args [][]byte) error {
+	req, err := ParseSyncRequest(args)
+	if err != nil {
+		if _, werr := rw.Write(AppendError(nil, "ERR "+err.Error())); werr != nil {
+			err = errors.Join(err, werr)
+		}
+		if c, ok := rw.(io.Closer); ok {
+			c.Close()
+		}
+		return err
+	}
+	l, err := m.attach(ctx, rw, info)
+	if err != nil {
+		return err
+	}
+	defer m.detach(l)
+	cr := newCommandReader(rw, m.cfg.Limits, true, 4<<10)
+	return m.linkEnded(l, m.serveSync(l, cr, req))
+}
+
+func (m *Master) linkEnded(l *link, err error) error {
+	if c := context.Cause(l.ctx); c != nil && !errors.Is(c, context.Canceled) {
+		err = c // the watchdog's reason is the real one
+	}
+	m.log.Info("replica link ended", "replica", l.id, "addr", l.addr, "err", err)
+	return err
+}
+
+func (m *Master) attach(ctx context.Context, rw io.ReadWriter, info ReplicaInfo) (*link, error) {
+	lctx, cancel := context.WithCancelCause(ctx)
+	l := &link{m: m, rw: rw, info: info, ctx: lctx, cancel: cancel, firstAck: make(chan struct{}), syncResult: make(chan fullSyncResult, 1)}
+	l.closer, _ = rw.(io.Closer)
+	if c, ok := rw.(net.Conn); ok && c.RemoteAddr() != nil {
+		l.addr = c.RemoteAddr().String()
+	}
+	l.ack.Store(-1)
+	l.sent.Store(-1)
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		cancel(ErrClosed)
+		if l.closer != nil {
+			l.closer.Close()
+		}
+		return nil, ErrClosed
+	}
+	m.nextLinkID++
+	l.id = m.nextLinkID
+	m.links[l] = struct{}{}
+	if m.pingStop == nil && m.cfg.PingPeriod > 0 {
+		m.pingStop = make(chan struct{})
+		m.wg.Add(1)
+		go m.pingLoop(m.pingStop)
+	}
+	m.mu.Unlock()
+
+	// The watchdog closes the transport when the link ends (to interrupt
+	// blocked I/O) and enforces timeouts and the lag limit.
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		l.watch()
+	}()
+	return l, nil
+}
+
+func (m *Master) detach(l *link) {
+	l.cancel(context.Canceled)
+	m.mu.Lock()
+	delete(m.links, l)
+	if len(m.links) == 0 && m.pingStop != nil {
+		close(m.pingStop)
+		m.pingStop = nil
+	}
+	m.mu.Unlock()
+}
+
+func (m *Master) pingLoop(stop chan struct{}) {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.PingPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			m.Feed(pingCmd)
+		}
+	}
+}
+
+func (l *link) watch() {
+	m := l.m
+	tick := m.cfg.Timeout / 4
+	if tick > 100*time.Millisecond {
+		tick = 100 * time.Millisecond
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	start := time.Now()
+	for {
+		select {
+		case <-l.ctx.Done():
+			if l.closer != nil {
+				l.closer.Close()
+			}
+			return
+		case now := <-t.C:
+			ws := l.writeSince.Load()
+			switch st := l.state.Load(); {
+			case st == stateHandshake && now.Sub(start) > m.cfg.Timeout:
+				l.cancel(fmt.Errorf("%w: handshake not completed in %v", ErrTimeout, m.cfg.Timeout))
+			case ws != 0 && now.UnixNano()-ws > int64(m.cfg.Timeout):
+				l.cancel(fmt.Errorf("%w: write blocked for %v", ErrTimeout, m.cfg.Timeout))
+			case st == stateOnline && now.UnixNano()-l.ackTime.Load() > int64(m.cfg.Timeout):
+				l.cancel(fmt.Errorf("%w: no ACK for %v", ErrTimeout, m.cfg.Timeout))
+			case st == stateOnline && m.backlog.Offset()-l.sent.Load() > m.cfg.MaxLag:
+				l.cancel(fmt.Errorf("%w: %d unsent bytes, limit %d", ErrReplicaTooFar, m.backlog.Offset()-l.sent.Load(), m.cfg.MaxLag))
+			}
+		}
+	}
+}
+
+func (m *Master) handshake(l *link, cr *CommandReader) (SyncRequest, error) {
+	authed := m.cfg.Password == ""
+	failures := 0
+	var out []byte
+	for {
+		cmd, err := cr.ReadCommand()
+		if err != nil {
+			return SyncRequest{}, err
+		}
+		if len(cmd.Args) == 0 {
+			continue
+		}
+		out = out[:0]
+		switch {
+		case cmd.Is("auth"):
+			if authed && m.cfg.Password == "" {
+				out = AppendError(out, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+				break
+			}
+			if m.checkAuth(cmd.Args) {
+				authed = true
+				out = AppendSimpleString(out, "OK")
+				break
+			}
+			failures++
+			out = AppendError(out, "WRONGPASS invalid username-password pair or user is disabled.")
+			if failures >= 3 {
+				_ = l.write(out)
+				return SyncRequest{}, fmt.Errorf("%w: %d failed AUTH attempts", ErrAuth, failures)
+			}
+		case !authed:
+			out = AppendError(out, "NOAUTH Authentication required.")
+			if cmd.Is("psync") || cmd.Is("sync") {
+				_ = l.write(out)
+				return SyncRequest{}, fmt.Errorf("%w: %s before AUTH", ErrAuth, cmd.Name())
+			}
+		case cmd.Is("ping"):
+			out = AppendSimpleString(out, "PONG")
+		case cmd.Is("replconf"):
+			if len(cmd.Args) >= 2 && (equalFold(cmd.Args[1], "ack") || equalFold(cmd.Args[1], "getack")) {
+				continue // not a replica yet: ignored, no reply, as Redis
+			}
+			if err := l.info.Replconf(cmd.Args); err != nil {
+				out = AppendError(out, "ERR "+err.Error())
+			} else {
+				out = AppendSimpleString(out, "OK")
+			}
+		case cmd.Is("psync"), cmd.Is("sync"):
+			req, err := ParseSyncRequest(cmd.Args)
+			if err != nil {
+				_ = l.write(AppendError(out, "ERR "+err.Error()))
+				return SyncRequest{}, err
+			}
+			return req, nil
+		case cmd.Is("quit"):
+			_ = l.write(AppendSimpleString(out, "OK"))
+			return SyncRequest{}, io.EOF
+		default:
+			out = AppendError(out, "ERR unknown command '"+truncate(string(cmd.Args[0]), 64)+"': this endpoint serves replication only")
+		}
+		if err := l.write(out); err != nil {
+			return SyncRequest{}, err
+		}
+	}
+}
+
+func (m *Master) checkAuth(args [][]byte) bool {
+	var user, pass []byte
+	switch len(args) {
+	case 2:
+		user, pass = []byte("default"), args[1]
+	case 3:
+		user, pass = args[1], args[2]
+	default:
+		return false
+	}
+	u := subtle.ConstantTimeCompare(user, []byte(m.cfg.User))
+	p := subtle.ConstantTimeCompare(pass, []byte(m.cfg.Password))
+	return u&p == 1
+}
+
+func (m *Master) serveSync(l *link, cr *CommandReader, req SyncRequest) error {
+	st := m.state()
+	d := Decide(st, req)
+	if d.Partial {
+		m.partialOK.Add(1)
+		m.log.Info("partial resync accepted", "replica", l.id, "addr", l.addr, "offset", req.Offset, "backlog_bytes", st.Offset+1-req.Offset)
+		id := ReplID("")
+		if l.info.CapaPSYNC2 {
+			id = st.ReplID
+		}
+		if err := l.write(appendContinue(nil, id)); err != nil {
+			return err
+		}
+		l.sent.Store(req.Offset - 1)
+		l.markOnline()
+		return m.stream(l, cr, req.Offset)
+	}
+	if !req.Legacy && req.ReplID != "" {
+		m.partialErr.Add(1)
+	}
+	m.fullSyncs.Add(1)
+	m.log.Info("full resync", "replica", l.id, "addr", l.addr, "reason", d.Reason)
+	start := time.Now()
+
+	l.state.Store(stateWaitBgsave)
+	m.joinFullSync(l, req.Legacy)
+	var res fullSyncResult
+	select {
+	case res = <-l.syncResult:
+	case <-l.ctx.Done():
+		// The session notices the cancelled link and skips it.
+		return context.Cause(l.ctx)
+	}
+	if res.err != nil {
+		return res.err
+	}
+	m.lastFull.Store(int64(time.Since(start)))
+	if l.info.RDBOnly {
+		return nil
+	}
+	l.sent.Store(res.offset)
+	if res.eof {
+		// As Redis: after a diskless snapshot the replica is put online on its
+		// first ACK, so nothing follows the EOF mark until it is ready.
+		go m.readAcks(l, cr)
+		select {
+		case <-l.firstAck:
+		case <-l.ctx.Done():
+			return context.Cause(l.ctx)
+		case <-time.After(m.cfg.Timeout):
+			return fmt.Errorf("%w: no ACK after the snapshot", ErrTimeout)
+		}
+		l.markOnline()
+		return m.sendStream(l, res.offset+1)
+	}
+	l.markOnline()
+	return m.stream(l, cr, res.offset+1)
+}
+
+func (l *link) markOnline() {
+	l.ackTime.Store(time.Now().UnixNano())
+	l.state.Store(stateOnline)
+}
+
+// stream reads ACKs in the background and sends the stream from next on.
+func (m *Master) stream(l *link, cr *CommandReader, next int64) error {
+	go m.readAcks(l, cr)
+	return m.sendStream(l, next)
+}
+
+func (m *Master) sendStream(l *link, next int64) error {
+	buf := make([]byte, 64<<10)
+	for {
+		if err := m.backlog.Wait(l.ctx, next-1); err != nil {
+			return context.Cause(l.ctx)
+		}
+		n, err := m.backlog.ReadAt(buf, next)
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ErrReplicaTooFar, err)
+			l.cancel(err)
+			return err
+		}
+		if n == 0 {
+			continue
+		}
+		if err := l.write(buf[:n]); err != nil {
+			l.cancel(err)
+			return err
+		}
+		next += int64(n)
+		l.sent.Store(next - 1)
+	}
+}
+
+// readAcks reads what the replica sends once it is a replica: REPLCONF ACK
+// (and FACK); anything else is ignored, garbage ends the link.
+func (m *Master) readAcks(l *link, cr *CommandReader) {
+	for {
+		cmd, err := cr.ReadCommand()
+		if err != nil {
+			l.cancel(err)
+			return
+		}
+		if !cmd.Is("replconf") || len(cmd.Args) < 3 || !equalFold(cmd.Args[1], "ack") {
+			continue
+		}
+		off, err := ParseOffset(string(cmd.Args[2]))
+		if err != nil {
+			l.cancel(fmt.Errorf("%w: %w", ErrProtocol, err))
+			return
+		}
+		if off > m.backlog.Offset() {
+			l.cancel(fmt.Errorf("%w: ACK %d ahead of the master offset %d", ErrProtocol, off, m.backlog.Offset()))
+			return
+		}
+		if off > l.ack.Load() {
+			l.ack.Store(off)
+		}
+		l.ackTime.Store(time.Now().UnixNano())
+		l.ackOnce.Do(func() { close(l.firstAck) })
+	}
+}
+
+// fullSync is one snapshot shared by the replicas that asked for a full
+// resync at about the same time.
+type fullSync struct {
+	links   []*link
+	legacy  map[*link]bool
+	started bool
+}
+
+type fullSyncResult struct {
+	offset int64
+	eof    bool
+	err    error
+}
+
+func (m *Master) joinFullSync(l *link, legacy bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.session
+	if s == nil {
+		s = &fullSync{legacy: make(map[*link]bool)}
+		m.session = s
+		m.wg.Add(1)
+		go m.runFullSync(s)
+	}
+	s.links = append(s.links, l)
+	s.legacy[l] = legacy
+}
+
+var keepalive = []byte{'\n'}
+
+func (m *Master) runFullSync(s *fullSync) {
+	defer m.wg.Done()
+	// Keep waiting replicas alive with newlines while the snapshot is
+	// prepared, as Redis does.
+	kaStop := make(chan struct{})
+	kaDone := make(chan struct{})
+	go func() {
+		defer close(kaDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-kaStop:
+				return
+			case <-t.C:
+				m.mu.Lock()
+				links := append([]*link(nil), s.links...)
+				m.mu.Unlock()
+				for _, l := range links {
+					_ = l.write(keepalive)
+				}
+			}
+		}
+	}()
+	stopKeepalive := func() {
+		if kaStop != nil {
+			close(kaStop)
+			<-kaDone
+			kaStop = nil
+		}
+	}
+	defer stopKeepalive()
+
+	if d := m.cfg.FullSyncDelay; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-m.ctx.Done():
+		}
+	}
+	m.mu.Lock()
+	s.started = true
+	if m.session == s {
+		m.session = nil
+	}
+	links := s.links
+	replid := m.replid
+	m.mu.Unlock()
+
+	fail := func(err error) {
+		for _, l := range links {
+			l.syncResult <- fullSyncResult{err: err}
+		}
+	}
+	snap, err := m.cfg.Snapshotter.Snapshot(m.ctx)
+	if err != nil {
+		fail(fmt.Errorf("psync: snapshot: %w", err))
+		return
+	}
+	defer snap.Release()
+	off := snap.Offset()
+	if !m.backlog.Covers(off + 1) {
+		fail(fmt.Errorf("%w: snapshot offset %d not followed by the backlog [%d, %d]; is the host feeding under its snapshot lock?",
+			ErrNotInBacklog, off, m.backlog.First(), m.backlog.Offset()))
+		return
+	}
+	for _, l := range links {
+		l.state.Store(stateSendBulk)
+	}
+	m.log.Info("snapshot captured", "offset", off, "replicas", len(links))
+
+	size := int64(-1)
+	var src interface {
+		WriteTo(io.Writer) (int64, error)
+	} = snap
+	if sz, ok := snap.(SnapshotSizer); ok {
+		size = sz.Len()
+	} else {
+		allEOF := true
+		for _, l := range links {
+			allEOF = allEOF && l.info.CapaEOF
+		}
+		if !allEOF {
+			f, n, err := m.spool(snap)
+			if err != nil {
+				fail(err)
+				return
+			}
+			defer func() { f.Close(); os.Remove(f.Name()) }()
+			size, src = n, fileSource{f}
+		}
+	}
+	stopKeepalive()
+
+	var mark []byte
+	if size < 0 {
+		mark = newEOFMark()
+	}
+	fo := &fanout{}
+	for _, l := range links {
+		var hdr []byte
+		if !s.legacy[l] {
+			hdr = appendFullResync(hdr, replid, off)
+		}
+		hdr = appendSnapshotHeader(hdr, size, mark)
+		if err := l.write(hdr); err != nil {
+			l.syncResult <- fullSyncResult{err: err}
+			continue
+		}
+		fo.links = append(fo.links, l)
+		fo.errs = append(fo.errs, nil)
+	}
+	n, err := src.WriteTo(fo)
+	if err == nil && size >= 0 && n != size {
+		err = fmt.Errorf("%w: snapshot wrote %d bytes, announced %d", ErrSnapshotLength, n, size)
+	}
+	if err == nil && mark != nil {
+		_, err = fo.Write(mark)
+	}
+	for i, l := range fo.links {
+		e := fo.errs[i]
+		if e == nil && err != nil {
+			e = fmt.Errorf("psync: writing snapshot: %w", err)
+		}
+		l.syncResult <- fullSyncResult{offset: off, eof: mark != nil, err: e}
+	}
+	m.log.Info("snapshot sent", "offset", off, "bytes", n, "replicas", len(fo.links), "err", err)
+}
+
+type fileSource struct{ f *os.File }
+
+func (s fileSource) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, s.f) }
+
+// spool writes a snapshot of unknown size to a temporary file to learn its
+// size, for replicas that need the $<len> framing.
+func (m *Master) spool(snap Snapshot) (*os.File, int64, error) {
+	f, err := os.CreateTemp(m.cfg.TempDir, "psync-snapshot-*")
+	if err != nil {
+		return nil, 0, fmt.Errorf("psync: spooling snapshot: %w", err)
+	}
+	n, err := snap.WriteTo(f)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, 0, fmt.Errorf("psync: spooling snapshot: %w", err)
+	}
+	return f, n, nil
+}
+
+// fanout writes a snapshot to every replica sharing it. A replica whose write
+// fails is dropped from the set; the others go on. It fails only when none is
+// left.
+type fanout struct {
+	links []*link
+	errs  []error
+}
+
+func (f *fanout) Write(p []byte) (int, error) {
+	alive := 0
+	for i, l := range f.links {
+		if f.errs[i] != nil {
+			continue
+		}
+		if err := l.write(p); err != nil {
+			f.errs[i] = err
+			continue
+		}
+		alive++
+	}
+	if alive == 0 {
+		return 0, errors.New("every replica of the snapshot failed")
+	}
+	return len(p), nil
+}
+
+// MasterStats is a point-in-time view of a Master, with Redis's INFO
+// replication figures.
+type MasterStats struct {
+	Role         string // "master"
+	ReplID       ReplID
+	ReplID2      ReplID
+	SecondOffset int64
+	Offset       int64
+	BacklogSize  int
+	BacklogFirst int64
+	BacklogLen   int
+	// FullSyncs, PartialOK and PartialErr are INFO's sync_full,
+	// sync_partial_ok and sync_partial_err.
+	FullSyncs  int64
+	PartialOK  int64
+	PartialErr int64
+	BytesSent  int64
+	// LastFullSync is how long the last full resync took, from the request to
+	// the end of the snapshot.
+	LastFullSync time.Duration
+	Replicas     []ReplicaLinkStats
+}
+
+// ReplicaLinkStats describes one replica link on the master.
+type ReplicaLinkStats struct {
+	ID            int
+	Addr          string
+	ListeningPort int
+	// State is handshake, wait_bgsave, send_bulk or online.
+	State string
+	// AckOffset is the last offset the replica acknowledged (-1 before any).
+	AckOffset int64
+	// SentOffset is the offset of the last stream byte sent to it.
+	SentOffset int64
+	// Lag is the master offset minus AckOffset, in bytes.
+	Lag int64
+	// AckAge is the time since its last ACK.
+	AckAge time.Duration
+}
+
+// Stats returns the master's figures and one entry per replica link.
+func (m *Master) Stats() MasterStats {
+	m.mu.Lock()
+	st := m.stateLocked()
+	links := make([]*link, 0, len(m.links))
+	for l := range m.links {
+		links = append(links, l)
+	}
+	m.mu.Unlock()
+	s := MasterStats{
+		Role: "master", ReplID: st.ReplID, ReplID2: st.ReplID2, SecondOffset: st.SecondOffset,
+		Offset: st.Offset, BacklogSize: m.backlog.Size(), BacklogFirst: st.BacklogFirst,
+		BacklogLen: int(st.Offset - st.BacklogFirst + 1),
+		FullSyncs:  m.fullSyncs.Load(), PartialOK: m.partialOK.Load(), PartialErr: m.partialErr.Load(),
+		BytesSent: m.bytesSent.Load(), LastFullSync: time.Duration(m.lastFull.Load()),
+	}
+	now := time.Now().UnixNano()
+	for _, l := range links {
+		ack := l.ack.Load()
+		r := ReplicaLinkStats{
+			ID: l.id, Addr: l.addr, ListeningPort: l.info.ListeningPort,
+			State: stateNames[l.state.Load()], AckOffset: ack, SentOffset: l.sent.Load(),
+			Lag: st.Offset - ack,
+		}
+		if t := l.ackTime.Load(); t != 0 {
+			r.AckAge = time.Duration(now - t)
+		}
+		s.Replicas = append(s.Replicas, r)
+	}
+	slices.SortFunc(s.Replicas, func(a, b ReplicaLinkStats) int { return a.ID - b.ID })
+	return s
+}

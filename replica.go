@@ -1,0 +1,573 @@
+package psync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ReplicaConfig configures a Replica. The zero value of every field but
+// Dial, Loader and Applier selects the documented default.
+type ReplicaConfig struct {
+	// Dial opens a connection to the master. Required. It is called again
+	// for every reconnection.
+	Dial func(ctx context.Context) (io.ReadWriteCloser, error)
+	// Loader loads full-resync snapshots. Required.
+	Loader Loader
+	// Applier applies the command stream. Required.
+	Applier Applier
+
+	// Position resumes a persisted history: the replica's dataset is at this
+	// position, so its first PSYNC asks to continue from Offset+1. Default:
+	// no history (PSYNC ? -1).
+	Position Position
+
+	// User and Password are sent with AUTH when Password is set (masterauth,
+	// masteruser). Without User, AUTH takes the password alone.
+	User     string
+	Password string
+
+	// ListeningPort and IPAddress are announced with REPLCONF so the master
+	// can show them; not sent when zero.
+	ListeningPort int
+	IPAddress     string
+
+	// AckPeriod is how often the replica sends REPLCONF ACK. Default 1 s.
+	AckPeriod time.Duration
+	// Timeout drops a master silent for this long (repl-timeout). Default
+	// 60 s.
+	Timeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between reconnection
+	// attempts; the wait doubles on each failure. A link that reached the
+	// stream is retried at once. Defaults 100 ms and 5 s.
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+
+	// MaxSnapshotSize refuses $<len> snapshots larger than this. Default
+	// 0: no limit (the snapshot is streamed to the Loader, never buffered).
+	MaxSnapshotSize int64
+	// Limits bounds what the master can make the replica buffer.
+	Limits Limits
+	// Logger receives the replica's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c ReplicaConfig) withDefaults() ReplicaConfig {
+	if c.AckPeriod <= 0 {
+		c.AckPeriod = time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 60 * time.Second
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 100 * time.Millisecond
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = 5 * time.Second
+		if c.MaxBackoff < c.MinBackoff {
+			c.MaxBackoff = c.MinBackoff
+		}
+	}
+	c.Limits = c.Limits.withDefaults()
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Replica states, as Stats reports them.
+const (
+	replStateConnecting int32 = iota
+	replStateHandshake
+	replStateTransfer
+	replStateConnected
+)
+
+var replStateNames = [...]string{"connect", "handshake", "transfer", "connected"}
+
+// Replica follows a master: it connects, resynchronizes (partially when its
+// position allows, fully otherwise), applies the stream, acknowledges its
+// offset, and reconnects whenever the link fails.
+type Replica struct {
+	cfg ReplicaConfig
+	log *slog.Logger
+
+	mu           sync.Mutex
+	replid       ReplID
+	replid2      ReplID
+	secondOffset int64
+	lastErr      error
+	running      bool
+
+	offset     atomic.Int64 // processed
+	readOffset atomic.Int64 // received on the stream
+	offsetWake notifier
+	state      atomic.Int32
+	lastIO     atomic.Int64 // unix ns
+
+	fullSyncs    atomic.Int64
+	partialSyncs atomic.Int64
+	bytesRecv    atomic.Int64
+	bytesSent    atomic.Int64
+	connects     atomic.Int64
+}
+
+// NewReplica returns a Replica; Run starts it.
+func NewReplica(cfg ReplicaConfig) (*Replica, error) {
+	if cfg.Dial == nil || cfg.Loader == nil || cfg.Applier == nil {
+		return nil, errors.New("psync: ReplicaConfig needs Dial, Loader and Applier")
+	}
+	if !cfg.Position.IsZero() && (!cfg.Position.ID.Valid() || cfg.Position.Offset < 0 || cfg.Position.Offset > MaxOffset) {
+		return nil, fmt.Errorf("%w: invalid ReplicaConfig.Position %v", ErrBadReplID, cfg.Position)
+	}
+	cfg = cfg.withDefaults()
+	r := &Replica{cfg: cfg, log: cfg.Logger.With("role", "replica"), replid: cfg.Position.ID, replid2: NoReplID, secondOffset: -1}
+	r.offset.Store(cfg.Position.Offset)
+	r.readOffset.Store(cfg.Position.Offset)
+	return r, nil
+}
+
+// Position returns the replica's replication ID and processed offset, for
+// the host to persist with its dataset.
+func (r *Replica) Position() Position {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.replid == "" {
+		return Position{}
+	}
+	return Position{ID: r.replid, Offset: r.offset.Load()}
+}
+
+// Offset returns the replica's processed offset.
+func (r *Replica) Offset() int64 { return r.offset.Load() }
+
+// WaitOffset blocks until the replica processed at least offset off, or ctx
+// ends.
+func (r *Replica) WaitOffset(ctx context.Context, off int64) error {
+	return r.offsetWake.wait(ctx, func() bool { return r.offset.Load() >= off })
+}
+
+// Run follows the master until ctx ends, reconnecting with capped backoff
+// whenever the link fails. It returns ctx's error, or an error wrapping
+// ErrApply when the Applier refused a command (the replica cannot follow a
+// stream it cannot apply). Run must not be called twice at once.
+func (r *Replica) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.running {
+		r.mu.Unlock()
+		return errors.New("psync: Replica.Run already running")
+	}
+	r.running = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.running = false
+		r.mu.Unlock()
+		r.state.Store(replStateConnecting)
+	}()
+
+	backoff := time.Duration(0)
+	for {
+		streamed, err := r.runLink(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.mu.Lock()
+		r.lastErr = err
+		r.mu.Unlock()
+		if errors.Is(err, ErrApply) {
+			r.log.Error("replica stopped", "err", err)
+			return err
+		}
+		switch {
+		case streamed:
+			backoff = 0
+		case backoff == 0:
+			backoff = r.cfg.MinBackoff
+		default:
+			backoff = min(2*backoff, r.cfg.MaxBackoff)
+		}
+		r.log.Warn("link to master lost", "err", err, "retry_in", backoff)
+		if backoff > 0 {
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// link is one connection of the replica to its master.
+type replLink struct {
+	r    *Replica
+	conn io.ReadWriteCloser
+	ctx  context.Context
+	wmu  sync.Mutex
+	buf  []byte
+}
+
+func (l *replLink) send(p []byte) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.sendLocked(p)
+}
+
+func (l *replLink) sendLocked(p []byte) error {
+	if d, ok := l.conn.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		_ = d.SetWriteDeadline(time.Now().Add(l.r.cfg.Timeout))
+	}
+	n, err := l.conn.Write(p)
+	l.r.bytesSent.Add(int64(n))
+	if err != nil {
+		if c := context.Cause(l.ctx); c != nil {
+			return c
+		}
+	}
+	return err
+}
+
+// sendAck sends REPLCONF ACK <processed offset>.
+func (l *replLink) sendAck() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.buf = AppendArray(l.buf[:0], 3)
+	l.buf = AppendBulkString(l.buf, "REPLCONF")
+	l.buf = AppendBulkString(l.buf, "ACK")
+	var num [20]byte
+	l.buf = AppendBulk(l.buf, strconv.AppendInt(num[:0], l.r.offset.Load(), 10))
+	return l.sendLocked(l.buf)
+}
+
+// countingReader counts received bytes and notes the time of the last read.
+type countingReader struct {
+	rd io.Reader
+	r  *Replica
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.rd.Read(p)
+	if n > 0 {
+		c.r.bytesRecv.Add(int64(n))
+		c.r.lastIO.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// runLink dials, syncs and streams until the link fails. streamed reports
+// whether the link reached the stream, so a reconnection is tried at once.
+func (r *Replica) runLink(ctx context.Context) (streamed bool, err error) {
+	r.state.Store(replStateConnecting)
+	conn, err := r.cfg.Dial(ctx)
+	if err != nil {
+		return false, fmt.Errorf("psync: dial: %w", err)
+	}
+	r.connects.Add(1)
+	lctx, cancel := context.WithCancelCause(ctx)
+	l := &replLink{r: r, conn: conn, ctx: lctx}
+	r.lastIO.Store(time.Now().UnixNano())
+	done := make(chan struct{})
+	defer func() { cancel(nil); <-done }()
+	go func() {
+		defer close(done)
+		r.watch(lctx, cancel)
+		conn.Close()
+	}()
+	defer func() {
+		if c := context.Cause(lctx); c != nil && !errors.Is(c, context.Canceled) {
+			err = c // the watchdog's reason is the real one
+		}
+	}()
+
+	cr := newCommandReader(countingReader{conn, r}, r.cfg.Limits, false, 256<<10)
+	r.state.Store(replStateHandshake)
+	reply, err := r.handshake(l, cr)
+	if err != nil {
+		return false, err
+	}
+	if reply.full {
+		if err := r.fullSync(l, cr, reply); err != nil {
+			return false, err
+		}
+	} else {
+		r.continued(reply)
+	}
+	r.state.Store(replStateConnected)
+	go func() {
+		t := time.NewTicker(r.cfg.AckPeriod)
+		defer t.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+				if err := l.sendAck(); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		}
+	}()
+	return true, r.stream(l, cr)
+}
+
+func (r *Replica) watch(ctx context.Context, cancel context.CancelCauseFunc) {
+	tick := min(r.cfg.Timeout/4, 100*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if silent := time.Duration(now.UnixNano() - r.lastIO.Load()); silent > r.cfg.Timeout {
+				cancel(fmt.Errorf("%w: master silent for %v", ErrTimeout, silent.Round(time.Millisecond)))
+				return
+			}
+		}
+	}
+}
+
+// readReply reads one reply line, skipping the empty keepalive lines a
+// master may send before it answers.
+func readReply(cr *CommandReader) (string, error) {
+	for {
+		line, err := cr.ReadLine()
+		if err != nil {
+			return "", err
+		}
+		if len(line) > 0 {
+			return string(line), nil
+		}
+	}
+}
+
+func (r *Replica) handshake(l *replLink, cr *CommandReader) (psyncReply, error) {
+	var out []byte
+	out = AppendCommandString(out, "PING")
+	if err := l.send(out); err != nil {
+		return psyncReply{}, err
+	}
+	line, err := readReply(cr)
+	if err != nil {
+		return psyncReply{}, err
+	}
+	if line[0] == '-' && !hasPrefixAny(line, "-NOAUTH", "-NOPERM") {
+		return psyncReply{}, fmt.Errorf("%w: to PING: %q", ErrUnexpectedReply, truncate(line, 200))
+	}
+	if r.cfg.Password != "" {
+		if r.cfg.User != "" {
+			out = AppendCommandString(out[:0], "AUTH", r.cfg.User, r.cfg.Password)
+		} else {
+			out = AppendCommandString(out[:0], "AUTH", r.cfg.Password)
+		}
+		if err := l.send(out); err != nil {
+			return psyncReply{}, err
+		}
+		line, err := readReply(cr)
+		if err != nil {
+			return psyncReply{}, err
+		}
+		if line != "+OK" {
+			return psyncReply{}, fmt.Errorf("%w: %s", ErrAuth, truncate(line, 200))
+		}
+	}
+	// REPLCONFs are pipelined, then their replies read in order; errors are
+	// logged and ignored, as Redis does.
+	out, n := out[:0], 0
+	if r.cfg.ListeningPort > 0 {
+		out = AppendCommandString(out, "REPLCONF", "listening-port", strconv.Itoa(r.cfg.ListeningPort))
+		n++
+	}
+	if r.cfg.IPAddress != "" {
+		out = AppendCommandString(out, "REPLCONF", "ip-address", r.cfg.IPAddress)
+		n++
+	}
+	out = AppendCommandString(out, "REPLCONF", "capa", "eof", "capa", "psync2")
+	n++
+	if err := l.send(out); err != nil {
+		return psyncReply{}, err
+	}
+	for ; n > 0; n-- {
+		line, err := readReply(cr)
+		if err != nil {
+			return psyncReply{}, err
+		}
+		if hasPrefixAny(line, "-NOAUTH", "-NOPERM", "-WRONGPASS") {
+			return psyncReply{}, fmt.Errorf("%w: %s", ErrAuth, truncate(line, 200))
+		}
+		if line[0] == '-' {
+			r.log.Warn("master refused REPLCONF", "reply", truncate(line, 200))
+		}
+	}
+	r.mu.Lock()
+	id := r.replid
+	r.mu.Unlock()
+	if id == "" {
+		out = AppendCommandString(out[:0], "PSYNC", "?", "-1")
+	} else {
+		out = AppendCommandString(out[:0], "PSYNC", string(id), strconv.FormatInt(r.offset.Load()+1, 10))
+	}
+	if err := l.send(out); err != nil {
+		return psyncReply{}, err
+	}
+	line, err = readReply(cr)
+	if err != nil {
+		return psyncReply{}, err
+	}
+	return parsePSYNCReply([]byte(line))
+}
+
+func hasPrefixAny(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if len(s) >= len(p) && s[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Replica) fullSync(l *replLink, cr *CommandReader, reply psyncReply) error {
+	r.state.Store(replStateTransfer)
+	r.log.Info("full resync", "replid", reply.id, "offset", reply.offset)
+	size, mark, err := cr.readSnapshotHeader(r.cfg.MaxSnapshotSize)
+	if err != nil {
+		return err
+	}
+	var src io.Reader
+	if mark != nil {
+		src = &eofReader{c: cr, mark: mark}
+	} else {
+		src = &lenReader{c: cr, left: size}
+	}
+	info := SnapshotInfo{ReplID: reply.id, Offset: reply.offset, Size: size}
+	loaded, err := r.cfg.Loader.Load(l.ctx, src, info)
+	if err != nil {
+		if c := context.Cause(l.ctx); c != nil {
+			err = errors.Join(err, c)
+		}
+		return fmt.Errorf("%w: %w", ErrLoad, err)
+	}
+	// Whatever the loader left unread must still arrive (and the EOF mark
+	// match) before the new dataset goes live.
+	if n, err := io.Copy(io.Discard, src); err != nil {
+		loaded.Discard()
+		return err
+	} else if n > 0 {
+		r.log.Warn("loader left snapshot bytes unread", "bytes", n)
+	}
+	loaded.Commit()
+	r.fullSyncs.Add(1)
+	r.mu.Lock()
+	r.replid, r.replid2, r.secondOffset = reply.id, NoReplID, -1
+	r.offset.Store(reply.offset)
+	r.readOffset.Store(reply.offset)
+	r.mu.Unlock()
+	r.offsetWake.wake()
+	if mark != nil {
+		// A master that sent a diskless snapshot waits for this ACK before
+		// it streams (Redis does too).
+		return l.sendAck()
+	}
+	return nil
+}
+
+func (r *Replica) continued(reply psyncReply) {
+	r.partialSyncs.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if reply.id != "" && reply.id != r.replid {
+		// The master's history changed name (it was promoted): keep ours as
+		// the previous one, as Redis's shiftReplicationId does.
+		r.replid2, r.secondOffset, r.replid = r.replid, r.offset.Load()+1, reply.id
+	}
+	r.log.Info("partial resync", "replid", r.replid, "offset", r.offset.Load())
+}
+
+func (r *Replica) stream(l *replLink, cr *CommandReader) error {
+	app := r.cfg.Applier
+	off := r.offset.Load()
+	for {
+		cmd, err := cr.ReadCommand()
+		if err != nil {
+			return err
+		}
+		r.readOffset.Store(off + int64(len(cmd.Raw)))
+		cmd.Offset = off + int64(len(cmd.Raw))
+		switch {
+		case len(cmd.Args) == 0, cmd.Is("ping"):
+		case cmd.Is("replconf"):
+			if len(cmd.Args) >= 2 && equalFold(cmd.Args[1], "getack") {
+				r.offset.Store(cmd.Offset)
+				if err := l.sendAck(); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := app.Apply(cmd); err != nil {
+				return fmt.Errorf("%w: %s at offset %d: %w", ErrApply, cmd.Name(), off, err)
+			}
+		}
+		off = cmd.Offset
+		r.offset.Store(off)
+		r.offsetWake.wake()
+	}
+}
+
+// ReplicaStats is a point-in-time view of a Replica, with Redis's INFO
+// replication figures.
+type ReplicaStats struct {
+	Role string // "replica"
+	// State is connect, handshake, transfer or connected.
+	State string
+	// LinkUp is master_link_status:up.
+	LinkUp bool
+	// SyncInProgress is master_sync_in_progress.
+	SyncInProgress bool
+	ReplID         ReplID
+	ReplID2        ReplID
+	SecondOffset   int64
+	// Offset is the processed offset (slave_repl_offset); ReadOffset what
+	// was received of the stream (slave_read_repl_offset).
+	Offset     int64
+	ReadOffset int64
+	// LagBytes is ReadOffset - Offset: received, not yet applied.
+	LagBytes int64
+	// LastIO is the time since the master last sent anything
+	// (master_last_io_seconds_ago).
+	LastIO        time.Duration
+	FullSyncs     int64
+	PartialSyncs  int64
+	BytesReceived int64
+	BytesSent     int64
+	Connects      int64
+	LastError     error
+}
+
+// Stats returns the replica's figures.
+func (r *Replica) Stats() ReplicaStats {
+	r.mu.Lock()
+	s := ReplicaStats{Role: "replica", ReplID: r.replid, ReplID2: r.replid2, SecondOffset: r.secondOffset, LastError: r.lastErr}
+	r.mu.Unlock()
+	st := r.state.Load()
+	s.State = replStateNames[st]
+	s.LinkUp = st == replStateConnected
+	s.SyncInProgress = st == replStateTransfer
+	s.Offset = r.offset.Load()
+	s.ReadOffset = max(r.readOffset.Load(), s.Offset)
+	s.LagBytes = s.ReadOffset - s.Offset
+	if t := r.lastIO.Load(); t != 0 {
+		s.LastIO = time.Since(time.Unix(0, t))
+	}
+	s.FullSyncs, s.PartialSyncs = r.fullSyncs.Load(), r.partialSyncs.Load()
+	s.BytesReceived, s.BytesSent, s.Connects = r.bytesRecv.Load(), r.bytesSent.Load(), r.connects.Load()
+	return s
+}
