@@ -19,14 +19,14 @@ var ErrCut = errors.New("psynctest: link cut")
 type Conn struct {
 	net.Conn
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	read     int64
-	written  int64
-	cutAt    int64 // cut once this many bytes were read; -1 none
-	stallAt  int64 // stall once this many bytes were read; -1 none
-	stalled  bool
-	cut      bool
+	mu      sync.Mutex
+	cond    *sync.Cond
+	read    int64
+	written int64
+	cutAt   int64 // cut once this many bytes were read; -1 none
+	stallAt int64 // stall once this many bytes were read; -1 none
+	stalled bool
+	cut     bool
 }
 
 // Wrap returns c wrapped.
