@@ -442,7 +442,7 @@ func (r *Replica) fullSync(l *replLink, cr *CommandReader, reply psyncReply) err
 	if err != nil {
 		return err
 	}
-	var src io.Reader
+	var src framedReader
 	if mark != nil {
 		src = &eofReader{c: cr, mark: mark}
 	} else {
@@ -451,8 +451,12 @@ func (r *Replica) fullSync(l *replLink, cr *CommandReader, reply psyncReply) err
 	info := SnapshotInfo{ReplID: reply.id, Offset: reply.offset, Size: size}
 	loaded, err := r.cfg.Loader.Load(l.ctx, src, info)
 	if err != nil {
+		// A transfer that failed is the cause; the loader only saw its end.
 		if c := context.Cause(l.ctx); c != nil {
-			err = errors.Join(err, c)
+			return fmt.Errorf("%w (loader: %v)", c, err)
+		}
+		if ferr := src.framingErr(); ferr != nil {
+			return fmt.Errorf("%w (loader: %v)", ferr, err)
 		}
 		return fmt.Errorf("%w: %w", ErrLoad, err)
 	}

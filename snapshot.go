@@ -153,11 +153,21 @@ func (c *CommandReader) readSnapshotHeader(maxSize int64) (size int64, mark []by
 	}
 }
 
+// framedReader is a snapshot reader that remembers why the transfer failed,
+// so the replica reports that rather than what the loader made of it.
+type framedReader interface {
+	io.Reader
+	framingErr() error
+}
+
 // lenReader yields exactly left bytes of the link, then io.EOF.
 type lenReader struct {
 	c    *CommandReader
 	left int64
+	err  error
 }
+
+func (l *lenReader) framingErr() error { return l.err }
 
 func (l *lenReader) Read(p []byte) (int, error) {
 	if l.left == 0 {
@@ -176,14 +186,16 @@ func (l *lenReader) Read(p []byte) (int, error) {
 			if err != nil {
 				c.err = err
 				if l.left > 0 && n == 0 {
-					return 0, fmt.Errorf("%w: %d bytes missing: %w", ErrSnapshotTruncated, l.left, err)
+					l.err = fmt.Errorf("%w: %d bytes missing: %w", ErrSnapshotTruncated, l.left, err)
+					return 0, l.err
 				}
 			}
 			return n, nil
 		}
 		c.r, c.w = 0, 0
 		if err := c.fill(); err != nil {
-			return 0, fmt.Errorf("%w: %d bytes missing: %w", ErrSnapshotTruncated, l.left, err)
+			l.err = fmt.Errorf("%w: %d bytes missing: %w", ErrSnapshotTruncated, l.left, err)
+			return 0, l.err
 		}
 	}
 	n := copy(p, c.buf[c.r:c.w])
@@ -201,7 +213,10 @@ type eofReader struct {
 	clean int // bytes at c.buf[c.r:] known to precede the mark
 	done  bool
 	total int64
+	err   error
 }
+
+func (e *eofReader) framingErr() error { return e.err }
 
 func (e *eofReader) Read(p []byte) (int, error) {
 	c := e.c
@@ -235,7 +250,8 @@ func (e *eofReader) Read(p []byte) (int, error) {
 			c.r, c.w = 0, 0
 		}
 		if err := c.fill(); err != nil {
-			return 0, fmt.Errorf("%w: EOF mark not seen after %d bytes: %w", ErrSnapshotTruncated, e.total, err)
+			e.err = fmt.Errorf("%w: EOF mark not seen after %d bytes: %w", ErrSnapshotTruncated, e.total, err)
+			return 0, e.err
 		}
 	}
 }

@@ -303,7 +303,10 @@ func (s *Store) Load(ctx context.Context, r io.Reader, info psync.SnapshotInfo) 
 	hr := &hashReader{br: bufio.NewReaderSize(r, 64<<10), h: xxhash.New()}
 	magic := make([]byte, len(snapMagic))
 	if _, err := io.ReadFull(hr, magic); err != nil || string(magic) != snapMagic {
-		return nil, fmt.Errorf("%w: no magic (%v)", ErrBadSnapshot, err)
+		if err == nil {
+			err = errors.New("wrong magic")
+		}
+		return nil, fmt.Errorf("%w: no magic: %w", ErrBadSnapshot, err)
 	}
 	count, err := binary.ReadUvarint(hr)
 	if err != nil {
