@@ -61,6 +61,9 @@ func startReplica(t *testing.T, dial func(context.Context) (io.ReadWriteCloser, 
 	if mod != nil {
 		mod(&cfg)
 	}
+	if ps, ok := cfg.Applier.(*psynctest.Store); ok {
+		s = ps
+	}
 	r, err := psync.NewReplica(cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,6 +81,7 @@ func waitSynced(t *testing.T, f *follower, m *node) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	require.Eventually(t, func() bool { return f.r.Stats().LinkUp }, 10*time.Second, time.Millisecond, "link never came up: %+v", f.r.Stats())
 	require.NoError(t, f.r.WaitOffset(ctx, m.m.Offset()), "replica stuck at %d, master at %d: %+v", f.r.Offset(), m.m.Offset(), f.r.Stats())
 	assert.Equal(t, m.store.Digest(), f.store.Digest(), "datasets differ")
 	assert.Equal(t, m.m.Offset(), f.r.Offset())
