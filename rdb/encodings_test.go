@@ -350,3 +350,19 @@ func TestArenaReuse(t *testing.T) {
 	_, err = r.Next()
 	assert.True(t, errors.Is(err, io.EOF))
 }
+
+type zeroReader struct{}
+
+func (zeroReader) Read([]byte) (int, error) { return 0, nil }
+
+func TestReaderNoProgress(t *testing.T) {
+	_, err := NewReader(zeroReader{}, ReaderOptions{}).Next()
+	assert.ErrorIs(t, err, io.ErrNoProgress)
+}
+
+func TestCloneIsDeep(t *testing.T) {
+	e := &Entry{Key: []byte("k"), Kind: KindHash, Hash: []HashField{{[]byte("f"), []byte("v")}}, List: [][]byte{}}
+	c := e.Clone()
+	e.Key[0], e.Hash[0].Value[0] = 'x', 'x'
+	assert.Equal(t, &Entry{Key: []byte("k"), Kind: KindHash, Hash: []HashField{{[]byte("f"), []byte("v")}}}, c)
+}

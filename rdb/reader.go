@@ -17,7 +17,10 @@ const DefaultMaxLen = 512 << 20
 // maxVersion is the newest RDB version the Reader accepts (Redis 7.4).
 const maxVersion = 12
 
-const readBufSize = 64 << 10
+const (
+	readBufSize   = 64 << 10
+	maxKeptBuffer = 16 << 20 // larger arenas are dropped between keys
+)
 
 // ReaderOptions configure a Reader. The zero value is ready to use.
 type ReaderOptions struct {
@@ -173,6 +176,11 @@ func (r *Reader) resetEntry() *Entry {
 	e.Hash = e.Hash[:0]
 	e.ZSet = e.ZSet[:0]
 	r.arena = r.arena[:0]
+	if cap(r.arena) > maxKeptBuffer {
+		// Do not hold on to the memory of one huge value forever.
+		r.arena, r.scratch = nil, nil
+		e.List, e.Set, e.Hash, e.ZSet, r.strs = nil, nil, nil, nil, nil
+	}
 	return e
 }
 
@@ -313,6 +321,7 @@ func (r *Reader) fill(n int) error {
 		r.r = 0
 		r.crcFrom = 0
 	}
+	empty := 0
 	for r.w < n {
 		if r.rerr != nil {
 			if r.rerr == io.EOF {
@@ -324,6 +333,11 @@ func (r *Reader) fill(n int) error {
 		r.w += m
 		if err != nil {
 			r.rerr = err
+		}
+		if m == 0 && err == nil {
+			if empty++; empty >= 100 {
+				r.rerr = io.ErrNoProgress
+			}
 		}
 	}
 	return nil
