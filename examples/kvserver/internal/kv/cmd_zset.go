@@ -1,0 +1,353 @@
+package kv
+
+import (
+	"math"
+)
+
+const (
+	zaddNX = 1 << iota
+	zaddXX
+	zaddGT
+	zaddLT
+	zaddCH
+	zaddIncr
+)
+
+func cmdZAdd(x *execCtx) {
+	flags := 0
+	i := 2
+loop:
+	for ; i < len(x.argv); i++ {
+		switch {
+		case x.argIs(i, "nx"):
+			flags |= zaddNX
+		case x.argIs(i, "xx"):
+			flags |= zaddXX
+		case x.argIs(i, "ch"):
+			flags |= zaddCH
+		case x.argIs(i, "incr"):
+			flags |= zaddIncr
+		case x.argIs(i, "gt"):
+			flags |= zaddGT
+		case x.argIs(i, "lt"):
+			flags |= zaddLT
+		default:
+			break loop
+		}
+	}
+	x.zadd(flags, i)
+}
+
+func cmdZIncrBy(x *execCtx) { x.zadd(zaddIncr, 2) }
+
+// zadd is ZADD (and ZINCRBY) with parsed flags and the score/member pairs
+// starting at argument first.
+func (x *execCtx) zadd(flags, first int) {
+	elements := len(x.argv) - first
+	if elements%2 != 0 || elements == 0 {
+		x.err(errSyntax)
+		return
+	}
+	elements /= 2
+	nx, xx, gt, lt := flags&zaddNX != 0, flags&zaddXX != 0, flags&zaddGT != 0, flags&zaddLT != 0
+	incr := flags&zaddIncr != 0
+	if nx && xx {
+		x.err("ERR XX and NX options at the same time are not compatible")
+		return
+	}
+	if (gt && nx) || (lt && nx) || (gt && lt) {
+		x.err("ERR GT, LT, and/or NX options at the same time are not compatible")
+		return
+	}
+	if incr && elements > 1 {
+		x.err("ERR INCR option supports a single increment-element pair")
+		return
+	}
+	scores := make([]float64, elements)
+	for j := range scores {
+		f, ok := parseFloat(x.argv[first+2*j])
+		if !ok {
+			x.err(errNotFloat)
+			return
+		}
+		scores[j] = f
+	}
+	key := x.argv[1]
+	o, ok := x.lookupType(key, kindZSet)
+	if !ok {
+		return
+	}
+	var added, updated, processed int64
+	var score float64
+	if o == nil && !xx {
+		o = x.newObject(kindZSet)
+		x.add(key, o)
+	} else if o != nil {
+		o = x.mutable(key, o)
+	}
+	if o != nil {
+		for j, s := range scores {
+			member := string(x.argv[first+2*j+1])
+			cur, exists := o.zset.scores[member]
+			switch {
+			case exists:
+				if nx {
+					continue
+				}
+				if incr {
+					s += cur
+					if math.IsNaN(s) {
+						x.err("ERR resulting score is not a number (NaN)")
+						x.delIfEmpty(key, o)
+						x.zaddPropagate(added + updated)
+						return
+					}
+				}
+				if (gt && s <= cur) || (lt && s >= cur) {
+					continue
+				}
+				processed++
+				score = s
+				if s != cur {
+					o.zset.set(member, s)
+					updated++
+				}
+			case xx:
+				continue
+			default:
+				o.zset.set(member, s)
+				added++
+				processed++
+				score = s
+			}
+		}
+		x.delIfEmpty(key, o)
+	}
+	x.zaddPropagate(added + updated)
+	switch {
+	case incr && processed > 0:
+		x.double(score)
+	case incr:
+		x.null()
+	case flags&zaddCH != 0:
+		x.int(added + updated)
+	default:
+		x.int(added)
+	}
+}
+
+func (x *execCtx) zaddPropagate(changes int64) {
+	if changes > 0 {
+		x.propagateAsIs()
+	}
+}
+
+func cmdZRem(x *execCtx) {
+	key := x.argv[1]
+	o, ok := x.lookupType(key, kindZSet)
+	if !ok {
+		return
+	}
+	if o == nil {
+		x.int(0)
+		return
+	}
+	o = x.mutable(key, o)
+	n := int64(0)
+	for _, m := range x.argv[2:] {
+		if o.zset.del(m) {
+			n++
+		}
+	}
+	x.delIfEmpty(key, o)
+	if n > 0 {
+		x.propagateAsIs()
+	}
+	x.int(n)
+}
+
+func cmdZScore(x *execCtx) {
+	o, ok := x.lookupType(x.argv[1], kindZSet)
+	if !ok {
+		return
+	}
+	if o == nil {
+		x.null()
+		return
+	}
+	s, has := o.zset.scores[string(x.argv[2])]
+	if !has {
+		x.null()
+		return
+	}
+	x.double(s)
+}
+
+func cmdZCard(x *execCtx) {
+	o, ok := x.lookupType(x.argv[1], kindZSet)
+	if !ok {
+		return
+	}
+	if o == nil {
+		x.int(0)
+		return
+	}
+	x.int(int64(o.zset.len()))
+}
+
+// scoreBound is one end of a BYSCORE range: "(" makes it exclusive.
+type scoreBound struct {
+	v    float64
+	excl bool
+}
+
+func parseScoreBound(b []byte) (scoreBound, bool) {
+	var r scoreBound
+	if len(b) > 0 && b[0] == '(' {
+		r.excl = true
+		b = b[1:]
+	}
+	v, ok := parseFloat(b)
+	r.v = v
+	return r, ok
+}
+
+func (r scoreBound) aboveMin(s float64) bool {
+	if r.excl {
+		return s > r.v
+	}
+	return s >= r.v
+}
+
+func (r scoreBound) belowMax(s float64) bool {
+	if r.excl {
+		return s < r.v
+	}
+	return s <= r.v
+}
+
+// cmdZRange implements ZRANGE key start stop [BYSCORE] [REV] [LIMIT offset
+// count] [WITHSCORES]. BYLEX is not supported.
+func cmdZRange(x *execCtx) {
+	var byScore, rev, withScores bool
+	var offset, count int64 = 0, -1
+	for i := 4; i < len(x.argv); i++ {
+		switch {
+		case x.argIs(i, "withscores"):
+			withScores = true
+		case x.argIs(i, "limit") && i+2 < len(x.argv):
+			var ok bool
+			if offset, ok = x.argInt(i + 1); !ok {
+				return
+			}
+			if count, ok = x.argInt(i + 2); !ok {
+				return
+			}
+			i += 2
+		case x.argIs(i, "byscore"):
+			byScore = true
+		case x.argIs(i, "rev"):
+			rev = true
+		default:
+			x.err(errSyntax)
+			return
+		}
+	}
+	if count != -1 && !byScore {
+		x.err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+		return
+	}
+	if byScore {
+		x.zrangeByScore(rev, withScores, offset, count)
+		return
+	}
+	start, ok := x.argInt(2)
+	if !ok {
+		return
+	}
+	stop, ok := x.argInt(3)
+	if !ok {
+		return
+	}
+	o, ok := x.lookupType(x.argv[1], kindZSet)
+	if !ok {
+		return
+	}
+	if o == nil {
+		x.array(0)
+		return
+	}
+	n := int64(o.zset.len())
+	lo, hi, ok := rangeIndexes(start, stop, n)
+	if !ok {
+		x.array(0)
+		return
+	}
+	x.zreply(hi-lo+1, withScores)
+	for i := lo; i <= hi; i++ {
+		j := i
+		if rev {
+			j = n - 1 - i
+		}
+		x.zmember(o.zset.sorted[j], withScores)
+	}
+}
+
+func (x *execCtx) zrangeByScore(rev, withScores bool, offset, count int64) {
+	minArg, maxArg := x.argv[2], x.argv[3]
+	if rev {
+		minArg, maxArg = maxArg, minArg
+	}
+	lo, ok1 := parseScoreBound(minArg)
+	hi, ok2 := parseScoreBound(maxArg)
+	if !ok1 || !ok2 {
+		x.err("ERR min or max is not a float")
+		return
+	}
+	o, ok := x.lookupType(x.argv[1], kindZSet)
+	if !ok {
+		return
+	}
+	if o == nil || offset < 0 {
+		x.array(0)
+		return
+	}
+	var picked []zmember
+	z := o.zset.sorted
+	for i := range z {
+		m := z[i]
+		if rev {
+			m = z[len(z)-1-i]
+		}
+		if !lo.aboveMin(m.score) || !hi.belowMax(m.score) {
+			continue
+		}
+		if offset > 0 {
+			offset--
+			continue
+		}
+		if count == 0 {
+			break
+		}
+		count--
+		picked = append(picked, m)
+	}
+	x.zreply(int64(len(picked)), withScores)
+	for _, m := range picked {
+		x.zmember(m, withScores)
+	}
+}
+
+func (x *execCtx) zreply(n int64, withScores bool) {
+	if withScores {
+		n *= 2
+	}
+	x.array(int(n))
+}
+
+func (x *execCtx) zmember(m zmember, withScores bool) {
+	x.bulkString(m.member)
+	if withScores {
+		x.double(m.score)
+	}
+}

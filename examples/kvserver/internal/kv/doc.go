@@ -1,0 +1,25 @@
+// Package kv is the in-memory data engine of the kvserver example: sixteen
+// Redis-style databases of strings, lists, sets, sorted sets and hashes,
+// with the command semantics, reply bytes and error strings of Redis 7.0.
+//
+// The engine does no I/O. The host server parses RESP requests, hands each
+// command to Store.Exec and writes back the reply Exec appends. For every
+// write that changes the dataset, the store calls the propagate hook with
+// the command as Redis 7.0 sends it to replicas (rewritten where Redis
+// rewrites it for determinism, such as relative expiry times turned into
+// absolute ones), in commit order and while holding the store lock, so the
+// host can append it to its replication stream atomically with the change.
+// On a replica, Store.Apply runs the commands received from the master.
+//
+// Full resynchronisation uses Snapshot: capturing one is cheap (the
+// per-database key maps are copied, values are shared and copied on write
+// later), and writing it out as RDB runs alongside new writes. LoadRDB
+// builds a separate Dataset from an RDB stream, and Swap installs it.
+//
+// A minimal host loop:
+//
+//	st := kv.New(kv.Options{})
+//	st.SetPropagate(func(db int, argv [][]byte) { feed(db, argv) })
+//	var c kv.Client // one per connection
+//	out = st.Exec(&c, argv, out[:0])
+package kv

@@ -1,0 +1,321 @@
+package kv
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/psyncio/psync"
+)
+
+// Options configures a Store. The zero value is usable.
+type Options struct {
+	// Now is the clock used for expiry. Default: time.Now.
+	Now func() time.Time
+	// Databases is the number of databases, selected with SELECT
+	// 0..Databases-1. Default: 16.
+	Databases int
+}
+
+// Store is the dataset: Databases databases guarded by one mutex. All
+// methods are safe for concurrent use; each command runs atomically.
+type Store struct {
+	mu        sync.Mutex
+	now       func() time.Time
+	dbs       []*db
+	propagate func(db int, argv [][]byte)
+	readOnly  bool
+
+	// Copy-on-write state. Every object records the epoch it was created
+	// or cloned in. Snapshot bumps epoch; while any snapshot is live,
+	// objects older than snapEpoch may be shared with one and are cloned
+	// before being changed.
+	epoch     uint64
+	snapEpoch uint64
+	snaps     int
+
+	pending  []op  // writes of the running command or transaction, not yet propagated
+	applying bool  // running Apply: record the first error reply
+	applyErr error // first error reply seen by Apply
+	scratch  []byte
+
+	expireDB int // database the next ExpireCycle starts with
+}
+
+// db is one database: keys and their absolute expiry times (unix ms).
+type db struct {
+	keys    map[string]*object
+	expires map[string]int64
+}
+
+func newDB() *db {
+	return &db{keys: make(map[string]*object), expires: make(map[string]int64)}
+}
+
+// op is one propagated command.
+type op struct {
+	db   int
+	argv [][]byte
+}
+
+// New returns an empty Store.
+func New(opt Options) *Store {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Databases <= 0 {
+		opt.Databases = 16
+	}
+	s := &Store{now: opt.Now, epoch: 1, dbs: make([]*db, opt.Databases)}
+	for i := range s.dbs {
+		s.dbs[i] = newDB()
+	}
+	return s
+}
+
+// Client is the per-connection state: the selected database and any
+// transaction being queued. The zero value is a client on database 0. A
+// Client must not be used by two calls at once.
+type Client struct {
+	// DB is the selected database. SELECT changes it.
+	DB int
+
+	multi      bool       // between MULTI and EXEC/DISCARD
+	multiDirty bool       // a queued command was rejected: EXEC aborts
+	queue      [][][]byte // queued commands, copied
+}
+
+// InMulti reports whether the client is between MULTI and EXEC or DISCARD,
+// when Exec queues commands instead of running them.
+func (c *Client) InMulti() bool { return c.multi }
+
+func (c *Client) resetMulti() {
+	c.multi, c.multiDirty, c.queue = false, false, nil
+}
+
+// SetPropagate sets the hook called, under the store lock and in commit
+// order, with every write command to send to replicas, in the form Redis
+// 7.0 propagates it, and the database it applies to. The host emits SELECT
+// when db differs from the last one it sent. A command that produces more
+// than one write (a transaction, SPOP with a count) is wrapped in MULTI and
+// EXEC calls. argv and its elements are only valid during the call. The
+// hook must not call back into the Store. nil disables propagation.
+func (s *Store) SetPropagate(fn func(db int, argv [][]byte)) {
+	s.mu.Lock()
+	s.propagate = fn
+	s.mu.Unlock()
+}
+
+// SetReadOnly switches replica mode. In it, Exec refuses writes with
+// READONLY, reads treat logically expired keys as missing without deleting
+// them, and ExpireCycle does nothing: the master's DELs remove them.
+func (s *Store) SetReadOnly(ro bool) {
+	s.mu.Lock()
+	s.readOnly = ro
+	s.mu.Unlock()
+}
+
+// Locked runs fn while holding the store lock, so that no command runs
+// during fn. The host uses it to take a Snapshot and read its replication
+// offset at the same point of the stream. fn must not call Store methods
+// other than Snapshot.
+func (s *Store) Locked(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn()
+}
+
+// Databases returns the number of databases.
+func (s *Store) Databases() int { return len(s.dbs) }
+
+// DBSize returns the number of keys in database i, counting keys that have
+// expired but were not deleted yet, as DBSIZE does. It returns 0 for an
+// invalid index.
+func (s *Store) DBSize(i int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i < 0 || i >= len(s.dbs) {
+		return 0
+	}
+	return len(s.dbs[i].keys)
+}
+
+// Exec runs one client command and returns out with the RESP reply
+// appended. argv[0] is the command name, matched case-insensitively; an
+// empty argv appends nothing. Exec does not keep argv or its elements
+// after it returns. Writes it applies are passed to the propagate hook
+// before Exec returns.
+//
+// Commands the host implements itself (INFO, REPLICAOF, WAIT, PSYNC ...)
+// must be handled before calling Exec, which answers them as unknown.
+func (s *Store) Exec(c *Client, argv [][]byte, out []byte) []byte {
+	if len(argv) == 0 {
+		return out
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out = s.dispatch(c, argv, out, false)
+	s.flush()
+	return out
+}
+
+// Apply runs a command received from the master's replication stream, as
+// a Redis replica does for its master link: no reply, no propagate call,
+// writes accepted in read-only mode, and keys whose time has passed are
+// still visible, since only the master's DEL removes them. SELECT changes
+// c.DB; MULTI ... EXEC blocks are buffered in c and run at EXEC. It returns
+// an error for an unknown command, a wrong arity or any command that
+// replied with an error (then nothing was changed by that command); the
+// caller logs it and goes on with the stream.
+func (s *Store) Apply(c *Client, argv [][]byte) error {
+	if len(argv) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applying, s.applyErr = true, nil
+	s.scratch = s.dispatch(c, argv, s.scratch[:0], true)
+	err := s.applyErr
+	s.applying, s.applyErr = false, nil
+	clear(s.pending)
+	s.pending = s.pending[:0]
+	if cap(s.scratch) > 64<<10 {
+		s.scratch = nil
+	}
+	return err
+}
+
+// IsWrite reports whether the named command (any case) may change the
+// dataset, such as for min-replicas-to-write checks. MULTI and EXEC are not
+// writes themselves.
+func (s *Store) IsWrite(name []byte) bool {
+	cmd := lookupCommand(name)
+	return cmd != nil && cmd.write
+}
+
+// Known reports whether the named command (any case) is implemented by
+// Exec.
+func (s *Store) Known(name []byte) bool { return lookupCommand(name) != nil }
+
+// dispatch checks and runs (or queues) one command.
+func (s *Store) dispatch(c *Client, argv [][]byte, out []byte, master bool) []byte {
+	cmd := lookupCommand(argv[0])
+	x := &execCtx{s: s, c: c, argv: argv, out: out, master: master}
+	if cmd == nil {
+		x.err(unknownCommandError(argv))
+		if c.multi {
+			c.multiDirty = true
+		}
+		return x.out
+	}
+	if !arityOK(cmd, len(argv)) {
+		x.err("ERR wrong number of arguments for '" + cmd.name + "' command")
+		if c.multi {
+			c.multiDirty = true
+		}
+		return x.out
+	}
+	if cmd.write && s.readOnly && !master {
+		x.err(errReadOnly)
+		if c.multi {
+			c.multiDirty = true
+		}
+		return x.out
+	}
+	if c.multi && !cmd.txControl {
+		c.queue = append(c.queue, copyArgv(argv))
+		return psync.AppendSimpleString(x.out, "QUEUED")
+	}
+	return s.run(c, cmd, argv, x.out, master)
+}
+
+// run executes a checked command.
+func (s *Store) run(c *Client, cmd *command, argv [][]byte, out []byte, master bool) []byte {
+	if c.DB < 0 || c.DB >= len(s.dbs) {
+		c.DB = 0
+	}
+	x := &execCtx{
+		s: s, c: c, cmd: cmd, argv: argv, out: out, master: master,
+		dbIndex: c.DB, db: s.dbs[c.DB], now: s.now().UnixMilli(),
+	}
+	cmd.fn(x)
+	return x.out
+}
+
+// flush hands the pending writes to the propagate hook, wrapped in MULTI
+// and EXEC when there is more than one, as Redis 7.0 does.
+func (s *Store) flush() {
+	ops := s.pending
+	if len(ops) == 0 {
+		return
+	}
+	if fn := s.propagate; fn != nil {
+		if len(ops) > 1 {
+			fn(ops[0].db, [][]byte{[]byte("MULTI")})
+		}
+		for _, o := range ops {
+			fn(o.db, o.argv)
+		}
+		if len(ops) > 1 {
+			fn(ops[len(ops)-1].db, [][]byte{[]byte("EXEC")})
+		}
+	}
+	clear(ops)
+	s.pending = ops[:0]
+}
+
+// propagateNow sends one command to the hook at once, outside the pending
+// unit: Redis propagates the DEL of a lazily expired key this way.
+func (s *Store) propagateNow(db int, argv ...[]byte) {
+	if s.propagate != nil {
+		s.propagate(db, argv)
+	}
+}
+
+// execCtx is the state of one running command.
+type execCtx struct {
+	s       *Store
+	c       *Client
+	cmd     *command
+	argv    [][]byte
+	out     []byte
+	dbIndex int
+	db      *db
+	now     int64 // unix ms, fixed for the command
+	master  bool  // from the master's replication stream (Apply)
+}
+
+// err appends an error reply; msg carries its code, as "ERR ...".
+func (x *execCtx) err(msg string) {
+	x.out = psync.AppendError(x.out, msg)
+	if x.s.applying && x.s.applyErr == nil {
+		x.s.applyErr = errors.New("kv: " + msg)
+	}
+}
+
+// propagate records a write to send to replicas once the command (or
+// transaction) completes.
+func (x *execCtx) propagate(argv ...[]byte) {
+	if x.master {
+		return
+	}
+	x.s.pending = append(x.s.pending, op{db: x.dbIndex, argv: argv})
+}
+
+// propagateAsIs records the command as the client sent it.
+func (x *execCtx) propagateAsIs() { x.propagate(x.argv...) }
+
+func copyArgv(argv [][]byte) [][]byte {
+	n := 0
+	for _, a := range argv {
+		n += len(a)
+	}
+	buf := make([]byte, 0, n)
+	out := make([][]byte, len(argv))
+	for i, a := range argv {
+		s := len(buf)
+		buf = append(buf, a...)
+		out[i] = buf[s:len(buf):len(buf)]
+	}
+	return out
+}
