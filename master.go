@@ -119,7 +119,8 @@ type Master struct {
 	links        map[*link]struct{}
 	nextLinkID   int
 	session      *fullSync // gathering replicas, nil if none
-	pingStop     chan struct{}
+	idle         chan struct{} // closed when the last link goes, stopping the link-time goroutines
+	streamWake   notifier      // wakes senders waiting for new stream bytes
 	closed       bool
 	wg           sync.WaitGroup
 
@@ -199,9 +200,9 @@ func (m *Master) Close() error {
 	for l := range m.links {
 		l.stop(ErrClosed)
 	}
-	if m.pingStop != nil {
-		close(m.pingStop)
-		m.pingStop = nil
+	if m.idle != nil {
+		close(m.idle)
+		m.idle = nil
 	}
 	m.mu.Unlock()
 	m.cancel()
@@ -366,10 +367,14 @@ func (m *Master) attach(ctx context.Context, rw io.ReadWriter, info ReplicaInfo)
 	m.nextLinkID++
 	l.id = m.nextLinkID
 	m.links[l] = struct{}{}
-	if m.pingStop == nil && m.cfg.PingPeriod > 0 {
-		m.pingStop = make(chan struct{})
+	if m.idle == nil {
+		m.idle = make(chan struct{})
 		m.wg.Add(1)
-		go m.pingLoop(m.pingStop)
+		go m.flusher(m.idle)
+		if m.cfg.PingPeriod > 0 {
+			m.wg.Add(1)
+			go m.pingLoop(m.idle)
+		}
 	}
 	m.mu.Unlock()
 
@@ -387,9 +392,9 @@ func (m *Master) detach(l *link) {
 	l.cancel(context.Canceled)
 	m.mu.Lock()
 	delete(m.links, l)
-	if len(m.links) == 0 && m.pingStop != nil {
-		close(m.pingStop)
-		m.pingStop = nil
+	if len(m.links) == 0 && m.idle != nil {
+		close(m.idle)
+		m.idle = nil
 	}
 	m.mu.Unlock()
 }
@@ -404,6 +409,29 @@ func (m *Master) pingLoop(stop chan struct{}) {
 			return
 		case <-t.C:
 			m.Feed(pingCmd)
+		}
+	}
+}
+
+// flusher relays the backlog's "new bytes" signal to the senders, so that
+// Feed wakes at most this one goroutine, whatever the number of replicas.
+func (m *Master) flusher(stop chan struct{}) {
+	defer m.wg.Done()
+	ctx, cancel := context.WithCancel(m.ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		last := m.backlog.Offset()
+		m.streamWake.wake()
+		if m.backlog.Wait(ctx, last) != nil {
+			m.streamWake.wake()
+			return
 		}
 	}
 }
@@ -594,7 +622,7 @@ func (m *Master) stream(l *link, cr *CommandReader, next int64) error {
 func (m *Master) sendStream(l *link, next int64) error {
 	buf := make([]byte, 64<<10)
 	for {
-		if err := m.backlog.Wait(l.ctx, next-1); err != nil {
+		if err := m.streamWake.wait(l.ctx, func() bool { return m.backlog.Offset() != next-1 }); err != nil {
 			return context.Cause(l.ctx)
 		}
 		n, err := m.backlog.ReadAt(buf, next)
