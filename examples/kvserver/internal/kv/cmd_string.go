@@ -1,6 +1,5 @@
 package kv
 
-
 // String option flags, as parsed for SET and GETEX.
 const (
 	optNX = 1 << iota

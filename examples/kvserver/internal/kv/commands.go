@@ -182,11 +182,7 @@ func (x *execCtx) argInt(i int) (int64, bool) {
 // integer.
 func (x *execCtx) argCount(i int) (int64, bool) {
 	n, ok := parseInt(x.argv[i])
-	if !ok {
-		x.err(errNotInt)
-		return 0, false
-	}
-	if n < 0 {
+	if !ok || n < 0 {
 		x.err(errPositive)
 		return 0, false
 	}

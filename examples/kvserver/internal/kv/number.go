@@ -94,8 +94,11 @@ func parseLongDouble(b []byte) (*big.Float, bool) {
 			return nil, false
 		}
 	}
+	if inf, neg := isInfWord(b); inf {
+		return new(big.Float).SetPrec(longDoublePrec).SetInf(neg), true
+	}
 	f, _, err := new(big.Float).SetPrec(longDoublePrec).Parse(string(b), 0)
-	if err != nil || f.IsInf() {
+	if err != nil {
 		return nil, false
 	}
 	// strtold reports overflow and underflow as errors.
@@ -109,6 +112,9 @@ func parseLongDouble(b []byte) (*big.Float, bool) {
 // sum as INCRBYFLOAT stores it ("%.17Lf" without trailing zeros). It
 // reports false when the sum is not finite.
 func incrLongDouble(cur, incr *big.Float) ([]byte, bool) {
+	if cur.IsInf() || incr.IsInf() {
+		return nil, false
+	}
 	sum := new(big.Float).SetPrec(longDoublePrec).Add(cur, incr)
 	// The largest finite long double has a binary exponent of 16384.
 	if sum.MantExp(nil) > 16384 {
@@ -131,3 +137,13 @@ func incrLongDouble(cur, incr *big.Float) ([]byte, bool) {
 }
 
 func parseLongDoubleZero() *big.Float { return new(big.Float).SetPrec(longDoublePrec) }
+
+// isInfWord reports whether b is an infinity as strtod spells it: "inf" or
+// "infinity" in any case, optionally signed.
+func isInfWord(b []byte) (inf, neg bool) {
+	if len(b) > 0 && (b[0] == '+' || b[0] == '-') {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	return equalFold(b, "inf") || equalFold(b, "infinity"), neg
+}

@@ -262,8 +262,12 @@ func (z *zset) search(score float64, member string) int {
 	return sort.Search(len(z.sorted), func(i int) bool { return !zless(z.sorted[i], score, member) })
 }
 
-// set inserts or moves member to score.
+// set inserts or moves member to score. A score of -0 is stored as 0, as
+// Redis's compact encoding of small sorted sets does.
 func (z *zset) set(member string, score float64) {
+	if score == 0 {
+		score = 0
+	}
 	if old, ok := z.scores[member]; ok {
 		if old == score {
 			return

@@ -1,0 +1,148 @@
+package kv
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/psyncio/psync"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// compareScript is run against a real redis-server and the engine; every
+// reply must be identical byte for byte. It avoids what is unordered in
+// Redis (KEYS and SMEMBERS of string sets, SPOP) and what depends on the
+// clock at ms precision (PTTL of volatile keys).
+var compareScript = []string{
+	"PING", "PING hello", "PING a b", "ECHO hi", "ECHO", "ping",
+	"NOSUCH a b", "nosuch", "NoSuch " + string(make([]byte, 0)) + "x",
+	"SELECT 1", "SELECT x", "SELECT 99", "SELECT -1", "SELECT 0", "DBSIZE",
+	// strings
+	"SET k v", "GET k", "GET nokey", "SET", "SET k", "SET k v NX", "SET k v2 XX", "GET k",
+	"SET k v NX XX", "SET k v EX", "SET k v EX x", "SET k v EX 0", "SET k v EX -5", "SET k v PX 0",
+	"SET k v EX 10 PX 10", "SET k v KEEPTTL EX 10", "SET k v BADOPT", "SET k v EX 100",
+	"TTL k", "SET k v3 KEEPTTL", "TTL k", "SET k v4", "TTL k", "SET k v5 GET", "SET nk v GET",
+	"SET k v6 NX GET", "SET k v7 XX GET", "SET k v EXAT 99999999999", "TTL k", "PTTL nokey",
+	"SET k v PXAT 99999999999999", "GETEX k", "GETEX k PERSIST", "TTL k", "GETEX k EX 100", "TTL k",
+	"GETEX k EX 10 PX 10", "GETEX k FOO", "GETEX k EX x", "GETEX k EX 0", "GETEX nokey EX 10", "GETEX k EXAT 1", "GET k",
+	"SET k v", "GETDEL k", "GETDEL k", "GETDEL",
+	"MSET a 1 b 2", "MSET a 1 b", "MGET a b nokey", "MGET",
+	"INCR a", "INCRBY a 10", "DECR a", "DECRBY a 5", "INCRBY a x", "INCRBY a 9223372036854775807",
+	"DECRBY a -9223372036854775808", "SET a 9223372036854775807", "INCR a", "SET a -9223372036854775808", "DECR a",
+	"SET a 01", "INCR a", "SET a +1", "INCR a", "SET a ' 1'", "INCR a", "SET a 1.5", "INCR a", "INCR newint",
+	"SET f 10.5", "INCRBYFLOAT f 0.1", "INCRBYFLOAT f -5", "INCRBYFLOAT f 1e3", "INCRBYFLOAT f x", "INCRBYFLOAT f inf",
+	"INCRBYFLOAT nf 3.0e3", "INCRBYFLOAT nf 1.1", "INCRBYFLOAT nf -3001.1", "INCRBYFLOAT nf 0.30000000000000004",
+	"INCRBYFLOAT nf 1e20", "INCRBYFLOAT nf -1e20", "SET f abc", "INCRBYFLOAT f 1",
+	"APPEND ap hello", "APPEND ap world", "GET ap", "STRLEN ap", "STRLEN nokey",
+	"SETEX se 100 v", "TTL se", "SETEX se 0 v", "SETEX se x v", "PSETEX se 100000 v", "PTTL nokey", "SETNX se v", "SETNX se2 v",
+	// keyspace
+	"TYPE k", "TYPE nokey", "EXISTS a b nokey a", "DEL a nokey", "DEL a", "UNLINK b", "EXISTS a",
+	"SET e v", "EXPIRE e 100", "TTL e", "EXPIRE e 100 NX", "EXPIRE e 200 XX", "TTL e", "EXPIRE e 50 GT", "EXPIRE e 300 GT", "TTL e",
+	"EXPIRE e 400 LT", "EXPIRE e 40 LT", "TTL e", "EXPIRE e 10 NX XX", "EXPIRE e 10 GT LT", "EXPIRE e 10 FOO", "EXPIRE e x",
+	"EXPIRE e 9223372036854775807", "PEXPIRE e 9223372036854775807", "EXPIREAT e 99999999999", "TTL e",
+	"PEXPIREAT e 99999999999999", "TTL e", "PERSIST e", "PERSIST e", "TTL e", "EXPIRE e 100 GT", "EXPIRE e 100 LT", "TTL e",
+	"EXPIRE nokey 10", "PERSIST nokey", "TTL nokey", "EXPIRE e -1", "EXISTS e", "EXPIRE", "TTL",
+	"SET e v", "PEXPIRE e 0", "GET e", "SET e v", "EXPIREAT e 1", "GET e",
+	// hashes
+	"HSET h f1 v1 f2 v2", "HSET h f1 x f3 v3", "HSET h f1", "HGET h f1", "HGET h nof", "HGET nokey f",
+	"HGETALL h", "HGETALL nokey", "HLEN h", "HMGET h f1 nof f3", "HMGET nokey a", "HDEL h f2 nof", "HGETALL h",
+	"HINCRBY h n 5", "HINCRBY h n -10", "HINCRBY h f1 1", "HINCRBY h n x", "HINCRBY h n 9223372036854775807",
+	"HEXISTS h n", "HEXISTS h zz", "HMSET h a 1", "HMSET h a", "HDEL h f1 f3 n a", "EXISTS h", "GET h",
+	// lists
+	"RPUSH l a b c", "LPUSH l z y", "LRANGE l 0 -1", "LRANGE l 1 2", "LRANGE l -2 -1", "LRANGE l 5 10",
+	"LRANGE l 0 100", "LRANGE l x 1", "LRANGE nokey 0 -1", "LLEN l", "LLEN nokey",
+	"LPOP l", "RPOP l", "LPOP l 2", "RPOP l 0", "LPOP l -1", "LPOP l x", "LPOP l 1 2", "LPOP nokey", "LPOP nokey 2",
+	"RPOP l 5", "EXISTS l", "LPUSH", "GET l", "LPUSH k x",
+	// sets
+	"SADD s 3 1 2", "SADD s 2 4", "SMEMBERS s", "SCARD s", "SISMEMBER s 1", "SISMEMBER s 9", "SISMEMBER nokey 1",
+	"SREM s 1 9", "SMEMBERS s", "SMEMBERS nokey", "SCARD nokey", "SPOP nokey", "SPOP nokey 3", "SPOP s 0",
+	"SPOP s -1", "SPOP s x", "SPOP s 1 2", "SADD one 7", "SPOP one", "EXISTS one", "SADD two 5 6", "SPOP two 5", "EXISTS two",
+	"SADD k x", "SREM k x",
+	// sorted sets
+	"ZADD z 1 a 2 b 3 c", "ZADD z 1.5 a", "ZADD z CH 1.5 a 9 b 4 d", "ZRANGE z 0 -1 WITHSCORES", "ZRANGE z 0 -1",
+	"ZADD z NX 100 a 5 e", "ZADD z XX 100 a 5 f", "ZADD z NX XX 1 a", "ZADD z GT LT 1 a", "ZADD z NX GT 1 a",
+	"ZADD z GT 1 a", "ZADD z GT CH 200 a", "ZADD z LT CH 300 a", "ZADD z INCR 1 a 2 b", "ZADD z INCR 0.1 a",
+	"ZADD z INCR NX 1 a", "ZADD z 1", "ZADD z x a", "ZADD z nan a", "ZADD z inf x", "ZADD z -inf y", "ZSCORE z x", "ZSCORE z y",
+	"ZSCORE z a", "ZSCORE z nom", "ZSCORE nokey a", "ZINCRBY z 2.5 b", "ZINCRBY z x b", "ZINCRBY z 1 new",
+	"ZADD z 0.1 p 1e20 q 123456789.123 r -0.0 s", "ZRANGE z 0 -1 WITHSCORES", "ZRANGE z -3 -1", "ZRANGE z 0 1 REV WITHSCORES",
+	"ZRANGE z 1 5 BYSCORE WITHSCORES", "ZRANGE z (1 5 BYSCORE", "ZRANGE z -inf +inf BYSCORE LIMIT 1 2", "ZRANGE z 5 (1 BYSCORE REV",
+	"ZRANGE z 0 -1 LIMIT 0 1", "ZRANGE z x 1 BYSCORE", "ZRANGE z 0 -1 FOO", "ZRANGE nokey 0 -1", "ZRANGE z x 1",
+	"ZCARD z", "ZCARD nokey", "ZREM z a b nom", "ZREM nokey a", "ZADD k 1 a", "ZSCORE k a", "ZRANGE k 0 1",
+	"ZADD zz 1 m", "ZREM zz m", "EXISTS zz",
+	// keys and flush
+	"KEYS ap", "KEYS nomatch*", "KEYS a?", "KEYS [a]p", "KEYS [^x]p", "KEYS a\\p",
+	"TYPE h", "TYPE l", "TYPE s", "TYPE z", "TYPE ap",
+	"FLUSHDB", "DBSIZE", "FLUSHDB FOO", "FLUSHDB ASYNC", "FLUSHALL SYNC", "FLUSHALL a b",
+	// transactions
+	"MULTI", "SET t 1", "INCR t", "GET t", "EXEC", "EXEC", "DISCARD",
+	"MULTI", "MULTI", "SET t 2", "DISCARD", "GET t",
+	"MULTI", "SET t", "SET t 3", "EXEC", "GET t",
+	"MULTI", "NOSUCH", "EXEC",
+	"MULTI", "LPUSH t x", "SET t 4 BADOPT", "INCR t", "EXEC", "GET t",
+	"MULTI", "SELECT 2", "SET sel v", "EXEC", "GET sel", "SELECT 0", "GET sel",
+	"MULTI", "EXEC",
+}
+
+func TestRepliesMatchRedis(t *testing.T) {
+	conn := startRedis(t)
+	r := bufio.NewReader(conn)
+	s := New(Options{})
+	var c Client
+	for _, line := range compareScript {
+		argv := args(line)
+		if len(argv) == 0 {
+			continue
+		}
+		_, err := conn.Write(psync.AppendCommand(nil, argv...))
+		require.NoError(t, err)
+		want, err := readReply(r)
+		require.NoError(t, err, line)
+		got := s.Exec(&c, argv, nil)
+		assert.Equal(t, string(want), string(got), "command %q", line)
+	}
+}
+
+// startRedis starts a throwaway redis-server on 127.0.0.1, ports 7500-7599,
+// and returns a connection to it. The test is skipped when redis-server is
+// not installed, unless CI=true.
+func startRedis(t *testing.T) net.Conn {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server not found and CI=true: install redis-server")
+		}
+		t.Skip("redis-server not found: install it to compare replies with real Redis")
+	}
+	dir := t.TempDir()
+	for port := 7550; port < 7600; port++ {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir)
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+		for range 100 {
+			conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err == nil {
+				t.Cleanup(func() { conn.Close() })
+				return conn
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("redis-server on port %d did not come up", port)
+	}
+	t.Fatal("no free port in 7550-7599")
+	return nil
+}
