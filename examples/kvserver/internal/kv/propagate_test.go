@@ -1,0 +1,168 @@
+package kv
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// newMaster returns a store on a fake clock whose propagated commands are
+// recorded as "db argv..." lines.
+func newMaster() (*Store, *fakeClock, *recorder) {
+	clock := newFakeClock()
+	s := New(Options{Now: clock.Now})
+	rec := &recorder{}
+	s.SetPropagate(rec.hook)
+	return s, clock, rec
+}
+
+// TestPropagationRewrites checks each rewrite against what redis-server
+// 7.0.15 was seen to send to a replica (redis-cli --replica).
+func TestPropagationRewrites(t *testing.T) {
+	// The fake clock starts at 1700000000000 ms.
+	tests := []struct {
+		name  string
+		setup []string
+		cmds  []string
+		want  []string
+	}{
+		{"plain write as sent", nil, []string{"set k v"}, []string{"0 set k v"}},
+		{"read not propagated", []string{"SET k v"}, []string{"GET k", "EXISTS k", "TTL k"}, nil},
+		{"SET EX becomes PXAT", nil, []string{"set k v ex 10"}, []string{"0 SET k v PXAT 1700000010000"}},
+		{"SET PX NX GET drops NX and GET", nil, []string{"set k v px 500 nx get"}, []string{"0 SET k v PXAT 1700000000500"}},
+		{"SET EXAT", nil, []string{"set k v exat 1800000000"}, []string{"0 SET k v PXAT 1800000000000"}},
+		{"SET PXAT rewritten too", nil, []string{"set k v pxat 1800000000001 get"}, []string{"0 SET k v PXAT 1800000000001"}},
+		{"SET GET dropped", []string{"SET k old"}, []string{"set k v nx get", "set k v2 xx get"}, []string{"0 set k v2 xx"}},
+		{"SET NX failing not propagated", []string{"SET k v"}, []string{"set k v nx"}, nil},
+		{"SET KEEPTTL as sent", []string{"SET k v EX 100"}, []string{"set k v2 keepttl"}, []string{"0 set k v2 keepttl"}},
+		{"SETEX", nil, []string{"setex k 10 v", "psetex k2 100 v"}, []string{"0 SET k v PXAT 1700000010000", "0 SET k2 v PXAT 1700000000100"}},
+		{"EXPIRE becomes PEXPIREAT keeping options", []string{"SET k v"}, []string{"expire k 10 nx"}, []string{"0 PEXPIREAT k 1700000010000 nx"}},
+		{"PEXPIRE", []string{"SET k v"}, []string{"pexpire k 10"}, []string{"0 PEXPIREAT k 1700000000010"}},
+		{"EXPIREAT", []string{"SET k v"}, []string{"expireat k 1800000000 lt"}, []string{"0 PEXPIREAT k 1800000000000 lt"}},
+		{"PEXPIREAT as sent", []string{"SET k v"}, []string{"pexpireat k 1800000000000 gt"}, nil},
+		{"PEXPIREAT as sent on volatile key", []string{"SET k v EX 1"}, []string{"pexpireat k 1800000000000 gt"}, []string{"0 pexpireat k 1800000000000 gt"}},
+		{"EXPIRE in the past is DEL", []string{"SET k v"}, []string{"expire k -1"}, []string{"0 DEL k"}},
+		{"EXPIREAT in the past is DEL", []string{"SET k v"}, []string{"pexpireat k 1"}, []string{"0 DEL k"}},
+		{"EXPIRE options failing", []string{"SET k v"}, []string{"expire k 10 xx", "expire k 10 gt", "expire nokey 10"}, nil},
+		{"PERSIST", []string{"SET k v EX 10"}, []string{"persist k", "persist k"}, []string{"0 persist k"}},
+		{"INCRBYFLOAT is SET KEEPTTL", []string{"SET f 1000"}, []string{"incrbyfloat f 0.1"}, []string{"0 SET f 1000.09999999999999998 KEEPTTL"}},
+		{"GETEX EX", []string{"SET k v"}, []string{"getex k ex 10"}, []string{"0 PEXPIREAT k 1700000010000"}},
+		{"GETEX PXAT", []string{"SET k v"}, []string{"getex k pxat 1800000000000"}, []string{"0 PEXPIREAT k 1800000000000"}},
+		{"GETEX PERSIST", []string{"SET k v EX 10"}, []string{"getex k persist", "getex k persist", "getex k"}, []string{"0 PERSIST k"}},
+		{"GETEX EXAT in the past is DEL", []string{"SET k v"}, []string{"getex k exat 1"}, []string{"0 DEL k"}},
+		{"GETDEL is DEL", []string{"SET k v"}, []string{"getdel k", "getdel k"}, []string{"0 DEL k"}},
+		{"SPOP one is SREM", []string{"SADD s a"}, []string{"spop s"}, []string{"0 SREM s a"}},
+		{"SPOP all is DEL", []string{"SADD s a b"}, []string{"spop s 5"}, []string{"0 DEL s"}},
+		{"SPOP missing", nil, []string{"spop s", "spop s 2"}, nil},
+		{"DEL as sent when something deleted", []string{"SET a 1"}, []string{"del a b", "del a b"}, []string{"0 del a b"}},
+		{"no-op writes not propagated", []string{"SADD s a", "HSET h f v", "ZADD z 1 m"},
+			[]string{"sadd s a", "srem s x", "hdel h x", "zadd z nx 2 m", "zrem z x", "lpop nolist", "set k v xx", "zadd z 1 m"}, nil},
+		{"FLUSHDB always", nil, []string{"flushdb", "flushall async"}, []string{"0 flushdb", "0 flushall async"}},
+		{"SELECT gives the db", nil, []string{"select 3", "set k v"}, []string{"3 set k v"}},
+		{"pop with count as sent", []string{"RPUSH l a b c"}, []string{"lpop l 5"}, []string{"0 lpop l 5"}},
+		{"transaction wrapped", nil, []string{"multi", "set x 1", "get x", "incr x", "exec"},
+			[]string{"0 MULTI", "0 set x 1", "0 incr x", "0 EXEC"}},
+		{"transaction with one write not wrapped", nil, []string{"multi", "set x 1", "get x", "exec"}, []string{"0 set x 1"}},
+		{"read-only transaction", nil, []string{"multi", "get x", "exec"}, nil},
+		{"discarded transaction", nil, []string{"multi", "set x 1", "discard"}, nil},
+		{"aborted transaction", nil, []string{"multi", "set x 1", "nosuch", "exec"}, nil},
+		{"transaction across databases", nil, []string{"multi", "set x 1", "select 2", "set y 2", "exec"},
+			[]string{"0 MULTI", "0 set x 1", "2 set y 2", "2 EXEC"}},
+		{"transaction with failing command", nil, []string{"multi", "set x 1", "lpush x a", "set x 2", "exec"},
+			[]string{"0 MULTI", "0 set x 1", "0 set x 2", "0 EXEC"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, rec := newMaster()
+			var c Client
+			for _, line := range tt.setup {
+				require.NotContains(t, run(s, &c, line), "-ERR", line)
+			}
+			rec.take()
+			for _, line := range tt.cmds {
+				run(s, &c, line)
+			}
+			assert.Equal(t, tt.want, rec.take())
+		})
+	}
+}
+
+func TestPropagationSPOPCountIsWrappedSREMs(t *testing.T) {
+	s, _, rec := newMaster()
+	var c Client
+	run(s, &c, "SADD s a b c d")
+	rec.take()
+	reply := run(s, &c, "SPOP s 2")
+	got := rec.take()
+	require.Len(t, got, 4)
+	assert.Equal(t, "0 MULTI", got[0])
+	assert.Equal(t, "0 EXEC", got[3])
+	// The SREMs name the members the reply returned, in the same order.
+	assert.Contains(t, reply, "$1\r\n"+got[1][len("0 SREM s "):]+"\r\n")
+	assert.Regexp(t, `^0 SREM s [abcd]$`, got[1])
+	assert.Regexp(t, `^0 SREM s [abcd]$`, got[2])
+	assert.Equal(t, ":2\r\n", run(s, &c, "SCARD s"))
+}
+
+func TestPropagationLazyExpire(t *testing.T) {
+	s, clock, rec := newMaster()
+	var c Client
+	run(s, &c, "SET a 1 PX 100")
+	run(s, &c, "SET b 1 PX 100")
+	run(s, &c, "SET y 1 PX 100")
+	rec.take()
+	clock.Advance(101 * time.Millisecond)
+
+	// A write on an expired key: DEL first, then the command.
+	assert.Equal(t, "+OK\r\n", run(s, &c, "set a 2"))
+	assert.Equal(t, []string{"0 DEL a", "0 set a 2"}, rec.take())
+
+	// A read: DEL alone.
+	assert.Equal(t, "$-1\r\n", run(s, &c, "get b"))
+	assert.Equal(t, []string{"0 DEL b"}, rec.take())
+
+	// Inside a transaction the DEL goes out at once, outside the
+	// transaction's MULTI/EXEC, as Redis 7.0 does.
+	run(s, &c, "multi")
+	run(s, &c, "set x 1")
+	run(s, &c, "set y 2")
+	run(s, &c, "exec")
+	assert.Equal(t, []string{"0 DEL y", "0 MULTI", "0 set x 1", "0 set y 2", "0 EXEC"}, rec.take())
+}
+
+func TestExpireCycle(t *testing.T) {
+	s, clock, rec := newMaster()
+	var c Client
+	for i := range 50 {
+		run(s, &c, "SET k"+itoa(i)+" v PX 100")
+	}
+	run(s, &c, "SET keep v")
+	run(s, &c, "SELECT 5")
+	run(s, &c, "SET other v PX 100")
+	rec.take()
+	assert.Equal(t, 0, s.ExpireCycle())
+	clock.Advance(time.Second)
+	total := 0
+	for range 10 {
+		total += s.ExpireCycle()
+	}
+	assert.Equal(t, 51, total)
+	assert.Equal(t, 1, s.DBSize(0))
+	assert.Equal(t, 0, s.DBSize(5))
+	dels := rec.take()
+	assert.Len(t, dels, 51)
+	assert.Contains(t, dels, "5 DEL other")
+	assert.Contains(t, dels, "0 DEL k7")
+
+	// A replica never expires keys itself.
+	r := New(Options{Now: clock.Now})
+	var rc Client
+	require.NoError(t, r.Apply(&rc, args("SET k v PXAT 1")))
+	r.SetReadOnly(true)
+	assert.Equal(t, 0, r.ExpireCycle())
+	assert.Equal(t, 1, r.DBSize(0))
+}
+
+func itoa(i int) string { return string(itob(int64(i))) }
