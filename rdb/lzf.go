@@ -81,8 +81,11 @@ const (
 
 // lzfCompress appends the LZF compression of src to dst. The output is what
 // Redis's lzf_decompress accepts; it may be larger than src.
+//
+// htab need not be cleared between calls: a stale entry is only used when
+// it points before ip and the bytes there match, which makes it a valid
+// reference whatever its origin.
 func lzfCompress(dst, src []byte, htab *[1 << lzfHashLog]int32) []byte {
-	clear(htab[:])
 	n := len(src)
 	litPos := len(dst)
 	dst = append(dst, 0)
@@ -94,7 +97,7 @@ func lzfCompress(dst, src []byte, htab *[1 << lzfHashLog]int32) []byte {
 		ref := int(htab[h]) - 1
 		htab[h] = int32(ip + 1)
 		off := ip - ref - 1
-		if ref >= 0 && off < lzfMaxOff && src[ref] == src[ip] && src[ref+1] == src[ip+1] && src[ref+2] == src[ip+2] {
+		if ref >= 0 && ref < ip && off < lzfMaxOff && src[ref] == src[ip] && src[ref+1] == src[ip+1] && src[ref+2] == src[ip+2] {
 			maxl := min(lzfMaxRef, n-ip)
 			l := 3
 			for l < maxl && src[ref+l] == src[ip+l] {

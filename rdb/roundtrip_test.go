@@ -2,6 +2,7 @@ package rdb
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -22,11 +23,11 @@ var trickyStrings = []string{
 }
 
 func randBytes(rng *rand.Rand, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rng.UintN(256))
+	b := make([]byte, n+8)
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], rng.Uint64())
 	}
-	return b
+	return b[:n:n]
 }
 
 func randValue(rng *rand.Rand) []byte {
@@ -131,7 +132,7 @@ func writeFile(t testing.TB, opt WriterOptions, es []*Entry) []byte {
 
 func TestRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	es := genEntries(rng, 400)
+	es := genEntries(rng, 150)
 	for _, opt := range []WriterOptions{
 		{},
 		{Compress: true},
