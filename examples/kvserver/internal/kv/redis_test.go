@@ -2,8 +2,10 @@ package kv
 
 import (
 	"bufio"
+	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -100,7 +102,7 @@ const goldenFile = "testdata/replies.golden"
 // records redis-server's replies in testdata/replies.golden, which
 // TestRepliesGolden checks without needing Redis.
 func TestRepliesMatchRedis(t *testing.T) {
-	conn := startRedis(t)
+	conn := dial(t, startRedis(t))
 	r := bufio.NewReader(conn)
 	s := New(Options{})
 	var c Client
@@ -137,10 +139,10 @@ func TestRepliesGolden(t *testing.T) {
 	}
 }
 
-// startRedis starts a throwaway redis-server on 127.0.0.1, ports 7500-7599,
-// and returns a connection to it. The test is skipped when redis-server is
-// not installed, unless CI=true.
-func startRedis(t *testing.T) net.Conn {
+// startRedis starts a throwaway redis-server on 127.0.0.1, ports 7550-7599,
+// and returns its address. The test is skipped when redis-server is not
+// installed, unless CI=true.
+func startRedis(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -151,28 +153,132 @@ func startRedis(t *testing.T) net.Conn {
 	}
 	dir := t.TempDir()
 	for port := 7550; port < 7600; port++ {
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
 		}
 		l.Close()
 		cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir)
+			"--save", "", "--appendonly", "no", "--dir", dir,
+			"--repl-diskless-sync", "no", "--repl-diskless-sync-delay", "0")
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		})
 		for range 100 {
-			conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			conn, err := net.Dial("tcp", addr)
 			if err == nil {
-				t.Cleanup(func() { conn.Close() })
-				return conn
+				conn.Close()
+				return addr
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		t.Fatalf("redis-server on port %d did not come up", port)
+		t.Fatalf("redis-server on %s did not come up", addr)
 	}
 	t.Fatal("no free port in 7550-7599")
-	return nil
+	return ""
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	require.NoError(t, conn.SetDeadline(time.Now().Add(20*time.Second)))
+	return conn
+}
+
+// TestPropagationMatchesRedis runs compareScript on a redis-server while a
+// connection attached with SYNC records its replication stream, and checks
+// that the engine's propagate hook, fed to a host-like SELECT tracker,
+// produces the same commands. Absolute times in ms are masked, since the
+// two clocks differ.
+func TestPropagationMatchesRedis(t *testing.T) {
+	addr := startRedis(t)
+	repl := dial(t, addr)
+	rr := bufio.NewReader(repl)
+	_, err := repl.Write(psync.AppendCommandString(nil, "SYNC"))
+	require.NoError(t, err)
+	// Skip keepalive newlines, then the $<len> snapshot.
+	var line []byte
+	for len(line) < 2 {
+		line, err = rr.ReadBytes('\n')
+		require.NoError(t, err)
+	}
+	require.Equal(t, byte('$'), line[0], "%q", line)
+	n, err := strconv.Atoi(string(line[1 : len(line)-2]))
+	require.NoError(t, err)
+	_, err = io.CopyN(io.Discard, rr, int64(n))
+	require.NoError(t, err)
+
+	conn := dial(t, addr)
+	r := bufio.NewReader(conn)
+	s := New(Options{})
+	var got []string
+	last := -1
+	s.SetPropagate(func(db int, argv [][]byte) {
+		if db != last {
+			got = append(got, "SELECT "+fmt.Sprint(db))
+			last = db
+		}
+		got = append(got, maskTimes(argv))
+	})
+	var c Client
+	for _, line := range append(compareScript, "SET end-of-script 1") {
+		argv := args(line)
+		_, err := conn.Write(psync.AppendCommand(nil, argv...))
+		require.NoError(t, err)
+		_, err = readReply(r)
+		require.NoError(t, err)
+		s.Exec(&c, argv, nil)
+	}
+
+	var want []string
+	for {
+		reply, err := readReply(rr)
+		require.NoError(t, err)
+		argv := parseCommand(t, reply)
+		if len(argv) == 1 && string(argv[0]) == "PING" {
+			continue
+		}
+		want = append(want, maskTimes(argv))
+		if len(argv) > 1 && string(argv[1]) == "end-of-script" {
+			break
+		}
+	}
+	assert.Equal(t, want, got)
+	assert.Greater(t, len(want), 100, "the script propagates many writes")
+	t.Logf("%d propagated commands matched; first ones: %q", len(want), want[:min(len(want), 12)])
+}
+
+// maskTimes joins argv with spaces, replacing unix-ms times with <ms>.
+func maskTimes(argv [][]byte) string {
+	parts := make([]string, len(argv))
+	for i, a := range argv {
+		parts[i] = string(a)
+		if n, ok := parseInt(a); ok && n > 1_000_000_000_000 {
+			parts[i] = "<ms>"
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// parseCommand splits a RESP array of bulk strings read by readReply.
+func parseCommand(t *testing.T, reply []byte) [][]byte {
+	t.Helper()
+	r := bufio.NewReader(bytes.NewReader(reply))
+	head, err := r.ReadBytes('\n')
+	require.NoError(t, err)
+	require.Equal(t, byte('*'), head[0], "%q", reply)
+	n, err := strconv.Atoi(string(head[1 : len(head)-2]))
+	require.NoError(t, err)
+	argv := make([][]byte, n)
+	for i := range argv {
+		b, err := readReply(r)
+		require.NoError(t, err)
+		argv[i] = b[bytes.IndexByte(b, '\n')+1 : len(b)-2]
+	}
+	return argv
 }
