@@ -21,10 +21,11 @@ func ExampleMaster() {
 	defer m.Close()
 	store.SetMaster(m) // the store feeds every write to m under its own lock
 
+	// Each write is applied and fed, RESP-encoded, under the store's lock:
+	// inside, Exec does apply(args) then m.Feed(psync.AppendCommand(buf, args...)).
 	_ = store.Set("greeting", "hello")
-	// A write can also be fed directly, RESP-encoded.
-	offset := m.Feed(psync.AppendCommandString(nil, "SET", "k", "v"))
-	fmt.Println("master offset:", offset)
+	_ = store.Exec("SET", "k", "v")
+	fmt.Println("master offset:", m.Offset())
 
 	// Serve replicas: m.Serve(ctx, conn) for each accepted net.Conn. Here an
 	// in-process dialer runs Serve on the other end of a pipe.

@@ -23,6 +23,18 @@ type ReplicaConfig struct {
 	// Applier applies the command stream. Required.
 	Applier Applier
 
+	// Master, if set, makes this replica serve sub-replicas (chained
+	// replication) and keep a backlog of the stream it applied, so it can be
+	// promoted in place (Master.Promote) with its data, offset and backlog.
+	// Every byte the replica processes is fed to it, byte for byte, so
+	// sub-replicas share the upstream's replid and offsets. Its Snapshotter
+	// serves sub-replicas' full resyncs: Snapshot.Offset must then be the
+	// Offset of the last Command applied to the captured dataset (or of the
+	// snapshot loaded). When Position is zero, the replica resumes from the
+	// Master's own position: a demoted master continues partially with its
+	// new master when its history allows.
+	Master *Master
+
 	// Position resumes a persisted history: the replica's dataset is at this
 	// position, so its first PSYNC asks to continue from Offset+1. Default:
 	// no history (PSYNC ? -1).
@@ -128,6 +140,22 @@ func NewReplica(cfg ReplicaConfig) (*Replica, error) {
 	}
 	cfg = cfg.withDefaults()
 	r := &Replica{cfg: cfg, log: cfg.Logger.With("role", "replica"), replid: cfg.Position.ID, replid2: NoReplID, secondOffset: -1}
+	if m := cfg.Master; m != nil {
+		pos, err := m.attachFollower(r)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case cfg.Position.IsZero():
+			r.replid = pos.ID
+			cfg.Position = pos
+			m.mu.Lock()
+			r.replid2, r.secondOffset = m.replid2, m.secondOffset
+			m.mu.Unlock()
+		case cfg.Position != pos:
+			m.resetHistory(cfg.Position.ID, cfg.Position.Offset)
+		}
+	}
 	r.offset.Store(cfg.Position.Offset)
 	r.readOffset.Store(cfg.Position.Offset)
 	return r, nil
@@ -142,6 +170,12 @@ func (r *Replica) Position() Position {
 		return Position{}
 	}
 	return Position{ID: r.replid, Offset: r.offset.Load()}
+}
+
+func (r *Replica) isRunning() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running
 }
 
 // Offset returns the replica's processed offset.
@@ -475,6 +509,9 @@ func (r *Replica) fullSync(l *replLink, cr *CommandReader, reply psyncReply) err
 	r.offset.Store(reply.offset)
 	r.readOffset.Store(reply.offset)
 	r.mu.Unlock()
+	if m := r.cfg.Master; m != nil {
+		m.resetHistory(reply.id, reply.offset)
+	}
 	r.offsetWake.wake()
 	if mark != nil {
 		// A master that sent a diskless snapshot waits for this ACK before
@@ -490,14 +527,22 @@ func (r *Replica) continued(reply psyncReply) {
 	defer r.mu.Unlock()
 	if reply.id != "" && reply.id != r.replid {
 		// The master's history changed name (it was promoted): keep ours as
-		// the previous one, as Redis's shiftReplicationId does.
+		// the previous one, as Redis's shiftReplicationId does, and make
+		// sub-replicas reconnect to learn it.
 		r.replid2, r.secondOffset, r.replid = r.replid, r.offset.Load()+1, reply.id
+		if m := r.cfg.Master; m != nil {
+			m.shiftHistory(reply.id)
+		}
 	}
 	r.log.Info("partial resync", "replid", r.replid, "offset", r.offset.Load())
 }
 
 func (r *Replica) stream(l *replLink, cr *CommandReader) error {
 	app := r.cfg.Applier
+	var backlog *Backlog
+	if m := r.cfg.Master; m != nil {
+		backlog = m.backlog
+	}
 	off := r.offset.Load()
 	for {
 		cmd, err := cr.ReadCommand()
@@ -521,6 +566,9 @@ func (r *Replica) stream(l *replLink, cr *CommandReader) error {
 			}
 		}
 		off = cmd.Offset
+		if backlog != nil {
+			backlog.Write(cmd.Raw)
+		}
 		r.offset.Store(off)
 		r.offsetWake.wake()
 	}
