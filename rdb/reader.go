@@ -50,10 +50,17 @@ type ReaderOptions struct {
 // Next returns io.EOF, Buffered returns the bytes read but not consumed. A
 // Reader is not safe for concurrent use.
 type Reader struct {
-	rd       io.Reader
-	buf      []byte
-	r, w     int // unread bytes are buf[r:w]
-	crcFrom  int // buf[crcFrom:r] is consumed but not yet in crc
+	rd      io.Reader
+	buf     []byte
+	r, w    int // unread bytes are buf[r:w]
+	crcFrom int // buf[crcFrom:r] is consumed but not yet in crc
+	// Full buffers are checksummed on another goroutine while decoding goes
+	// on in the next buffer: bufs is a ring of buffers, bufDone[i] is closed
+	// once bufs[i] may be overwritten, and pending once crc is up to date.
+	bufs     [3][]byte
+	bufDone  [3]chan struct{}
+	cur      int
+	pending  chan struct{}
 	crc      uint64
 	consumed int64 // bytes consumed before buf[0]
 	rerr     error // error from rd, returned once the buffer is drained
@@ -80,7 +87,9 @@ func NewReader(r io.Reader, opt ReaderOptions) *Reader {
 	if m <= 0 {
 		m = DefaultMaxLen
 	}
-	return &Reader{rd: r, buf: make([]byte, readBufSize), opt: opt, maxLen: uint64(m), aux: map[string]string{}}
+	rd := &Reader{rd: r, buf: make([]byte, readBufSize), opt: opt, maxLen: uint64(m), aux: map[string]string{}}
+	rd.bufs[0] = rd.buf
+	return rd
 }
 
 // Version returns the RDB version from the header, or 0 before the header
@@ -301,11 +310,50 @@ func (r *Reader) finish() error {
 
 // ---- buffered input with lazy CRC ----
 
+// asyncCRCMin is the smallest consumed chunk checksummed in the background.
+const asyncCRCMin = 16 << 10
+
+// flushCRC brings crc up to date with every consumed byte.
 func (r *Reader) flushCRC() {
+	if r.pending != nil {
+		<-r.pending
+		r.pending = nil
+	}
 	if !r.opt.SkipChecksum && r.r > r.crcFrom {
 		r.crc = CRC64(r.crc, r.buf[r.crcFrom:r.r])
 	}
 	r.crcFrom = r.r
+}
+
+// rotate hands the consumed part of the current buffer to a goroutine that
+// adds it to crc (after the previous chunk), and moves the unread bytes to
+// the next buffer of the ring.
+func (r *Reader) rotate() {
+	chunk := r.buf[r.crcFrom:r.r]
+	prev := r.pending
+	done := make(chan struct{})
+	go func() {
+		if prev != nil {
+			<-prev
+		}
+		r.crc = CRC64(r.crc, chunk)
+		close(done)
+	}()
+	r.pending = done
+	r.bufDone[r.cur] = done
+	next := (r.cur + 1) % len(r.bufs)
+	if r.bufs[next] == nil {
+		r.bufs[next] = make([]byte, readBufSize)
+	}
+	if d := r.bufDone[next]; d != nil {
+		<-d
+		r.bufDone[next] = nil
+	}
+	nb := r.bufs[next]
+	m := copy(nb, r.buf[r.r:r.w])
+	r.consumed += int64(r.r)
+	r.buf, r.cur = nb, next
+	r.r, r.w, r.crcFrom = 0, m, 0
 }
 
 // fill makes at least n (<= len(buf)) bytes available in buf[r:w].
@@ -313,8 +361,10 @@ func (r *Reader) fill(n int) error {
 	if r.w-r.r >= n {
 		return nil
 	}
-	r.flushCRC()
-	if r.r > 0 {
+	if !r.opt.SkipChecksum && r.r-r.crcFrom >= asyncCRCMin {
+		r.rotate()
+	} else if r.r > 0 {
+		r.flushCRC()
 		copy(r.buf, r.buf[r.r:r.w])
 		r.consumed += int64(r.r)
 		r.w -= r.r
