@@ -226,10 +226,10 @@ func (r scoreBound) belowMax(s float64) bool {
 	return s <= r.v
 }
 
-// cmdZRange implements ZRANGE key start stop [BYSCORE] [REV] [LIMIT offset
-// count] [WITHSCORES]. BYLEX is not supported.
+// cmdZRange implements ZRANGE key start stop [BYSCORE|BYLEX] [REV]
+// [LIMIT offset count] [WITHSCORES].
 func cmdZRange(x *execCtx) {
-	var byScore, rev, withScores bool
+	var byScore, byLex, rev, withScores bool
 	var offset, count int64 = 0, -1
 	for i := 4; i < len(x.argv); i++ {
 		switch {
@@ -244,21 +244,27 @@ func cmdZRange(x *execCtx) {
 				return
 			}
 			i += 2
-		case x.argIs(i, "byscore"):
-			byScore = true
-		case x.argIs(i, "rev"):
+		case !rev && x.argIs(i, "rev"):
 			rev = true
+		case !byLex && !byScore && x.argIs(i, "bylex"):
+			byLex = true
+		case !byLex && !byScore && x.argIs(i, "byscore"):
+			byScore = true
 		default:
 			x.err(errSyntax)
 			return
 		}
 	}
-	if count != -1 && !byScore {
+	if count != -1 && !byScore && !byLex {
 		x.err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
 		return
 	}
-	if byScore {
-		x.zrangeByScore(rev, withScores, offset, count)
+	if withScores && byLex {
+		x.err("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
+		return
+	}
+	if byScore || byLex {
+		x.zrangeFiltered(byLex, rev, withScores, offset, count)
 		return
 	}
 	start, ok := x.argInt(2)
@@ -293,16 +299,76 @@ func cmdZRange(x *execCtx) {
 	}
 }
 
-func (x *execCtx) zrangeByScore(rev, withScores bool, offset, count int64) {
+// lexBound is one end of a BYLEX range: "[x" inclusive, "(x" exclusive,
+// "-" and "+" the infinities.
+type lexBound struct {
+	v      string
+	excl   bool
+	minInf bool
+	maxInf bool
+}
+
+func parseLexBound(b []byte) (lexBound, bool) {
+	switch {
+	case len(b) == 1 && b[0] == '-':
+		return lexBound{minInf: true}, true
+	case len(b) == 1 && b[0] == '+':
+		return lexBound{maxInf: true}, true
+	case len(b) > 0 && b[0] == '[':
+		return lexBound{v: string(b[1:])}, true
+	case len(b) > 0 && b[0] == '(':
+		return lexBound{v: string(b[1:]), excl: true}, true
+	}
+	return lexBound{}, false
+}
+
+func (r lexBound) aboveMin(m string) bool {
+	switch {
+	case r.minInf:
+		return true
+	case r.maxInf:
+		return false
+	case r.excl:
+		return m > r.v
+	}
+	return m >= r.v
+}
+
+func (r lexBound) belowMax(m string) bool {
+	switch {
+	case r.maxInf:
+		return true
+	case r.minInf:
+		return false
+	case r.excl:
+		return m < r.v
+	}
+	return m <= r.v
+}
+
+// zrangeFiltered runs the BYSCORE and BYLEX forms of ZRANGE.
+func (x *execCtx) zrangeFiltered(byLex, rev, withScores bool, offset, count int64) {
 	minArg, maxArg := x.argv[2], x.argv[3]
 	if rev {
 		minArg, maxArg = maxArg, minArg
 	}
-	lo, ok1 := parseScoreBound(minArg)
-	hi, ok2 := parseScoreBound(maxArg)
-	if !ok1 || !ok2 {
-		x.err("ERR min or max is not a float")
-		return
+	var in func(m zmember) bool
+	if byLex {
+		lo, ok1 := parseLexBound(minArg)
+		hi, ok2 := parseLexBound(maxArg)
+		if !ok1 || !ok2 {
+			x.err("ERR min or max not valid string range item")
+			return
+		}
+		in = func(m zmember) bool { return lo.aboveMin(m.member) && hi.belowMax(m.member) }
+	} else {
+		lo, ok1 := parseScoreBound(minArg)
+		hi, ok2 := parseScoreBound(maxArg)
+		if !ok1 || !ok2 {
+			x.err("ERR min or max is not a float")
+			return
+		}
+		in = func(m zmember) bool { return lo.aboveMin(m.score) && hi.belowMax(m.score) }
 	}
 	o, ok := x.lookupType(x.argv[1], kindZSet)
 	if !ok {
@@ -319,7 +385,7 @@ func (x *execCtx) zrangeByScore(rev, withScores bool, offset, count int64) {
 		if rev {
 			m = z[len(z)-1-i]
 		}
-		if !lo.aboveMin(m.score) || !hi.belowMax(m.score) {
+		if !in(m) {
 			continue
 		}
 		if offset > 0 {

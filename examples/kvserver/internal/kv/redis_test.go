@@ -79,6 +79,10 @@ var compareScript = []string{
 	"ZRANGE z 0 -1 LIMIT 0 1", "ZRANGE z x 1 BYSCORE", "ZRANGE z 0 -1 FOO", "ZRANGE nokey 0 -1", "ZRANGE z x 1",
 	"ZCARD z", "ZCARD nokey", "ZREM z a b nom", "ZREM nokey a", "ZADD k 1 a", "ZSCORE k a", "ZRANGE k 0 1",
 	"ZADD zz 1 m", "ZREM zz m", "EXISTS zz",
+	"ZADD lex 0 a 0 b 0 c 0 d 0 e", "ZRANGE lex [b (d BYLEX", "ZRANGE lex - + BYLEX LIMIT 1 2", "ZRANGE lex (d - BYLEX REV",
+	"ZRANGE lex + - BYLEX REV LIMIT 0 2", "ZRANGE lex b d BYLEX", "ZRANGE lex - + BYLEX WITHSCORES", "ZRANGE lex [e + BYLEX",
+	"ZRANGE lex 0 -1 LIMIT 0 -1", "ZRANGE lex 0 -1 BYSCORE BYLEX", "ZRANGE lex 0 1 BYLEX BYSCORE",
+	"ZRANGE lex 0 -1 REV REV", "ZRANGE lex 0 -1 WITHSCORES WITHSCORES", "ZRANGE lex 0 1 LIMIT 0 1 LIMIT 0 2 BYSCORE",
 	// keys and flush
 	"KEYS ap", "KEYS nomatch*", "KEYS a?", "KEYS [a]p", "KEYS [^x]p", "KEYS a\\p",
 	"TYPE h", "TYPE l", "TYPE s", "TYPE z", "TYPE ap",
