@@ -339,7 +339,7 @@ func (c *CommandReader) parseInline() (Command, bool, error) {
 		args = append(args, f)
 	}
 	c.args = args
-	raw := c.buf[c.r : end+1]
+	raw := c.buf[c.r : end+1 : end+1]
 	c.consumed += int64(end + 1 - c.r)
 	c.r = end + 1
 	return Command{Args: args, Raw: raw}, true, nil
@@ -401,8 +401,8 @@ func ParseSyncRequest(args [][]byte) (SyncRequest, error) {
 	if len(args) != 3 {
 		return SyncRequest{}, fmt.Errorf("%w: wrong number of arguments for 'psync' command", ErrProtocol)
 	}
-	off, ok := parseInt(args[2])
-	if !ok || off > MaxOffset {
+	off, err := strconv.ParseInt(string(args[2]), 10, 64)
+	if err != nil || off > MaxOffset {
 		return SyncRequest{}, fmt.Errorf("%w: %w: %q", ErrProtocol, ErrBadOffset, args[2])
 	}
 	if string(args[1]) == "?" {
