@@ -123,7 +123,7 @@ func cmdScan(x *execCtx) {
 	var keys []string
 	for _, pk := range page {
 		k := []byte(pk.key)
-		if x.expired(k) {
+		if x.lookup(k) == nil { // deletes it on a master, as Redis's SCAN does
 			continue
 		}
 		if pattern != nil && !globMatch(pattern, k, false) {

@@ -182,6 +182,12 @@ func TestClientState(t *testing.T) {
 	assert.True(t, s.Known([]byte("ZaDd")))
 	assert.False(t, s.Known([]byte("info")))
 
+	run(s, &c, "SET a 1 EX 10")
+	run(s, &c, "SET b 1")
+	keys, expires := s.DBStats(3)
+	assert.Equal(t, 2, keys)
+	assert.Equal(t, 1, expires)
+
 	var got []string
 	s.Locked(func() { got = append(got, "inside") })
 	assert.Equal(t, []string{"inside"}, got)

@@ -140,6 +140,17 @@ func (s *Store) DBSize(i int) int {
 	return len(s.dbs[i].keys)
 }
 
+// DBStats returns the number of keys in database i and how many of them
+// have an expiry, as INFO keyspace shows them (db0:keys=..,expires=..).
+func (s *Store) DBStats(i int) (keys, expires int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i < 0 || i >= len(s.dbs) {
+		return 0, 0
+	}
+	return len(s.dbs[i].keys), len(s.dbs[i].expires)
+}
+
 // Exec runs one client command and returns out with the RESP reply
 // appended. argv[0] is the command name, matched case-insensitively; an
 // empty argv appends nothing. Exec does not keep argv or its elements
