@@ -71,14 +71,3 @@ func (d *Dataset) Add(e *rdb.Entry) error {
 	}
 	return nil
 }
-
-// Expires returns the number of keys with an expiry in database i, for
-// INFO keyspace; 0 for an invalid index.
-func (s *Store) Expires(i int) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if i < 0 || i >= len(s.dbs) {
-		return 0
-	}
-	return len(s.dbs[i].expires)
-}
