@@ -38,7 +38,7 @@ func requireTool(t *testing.T, name string) string {
 // the Writer produces, in db 0 and db 1.
 func redisFixture() []*Entry {
 	rng := rand.New(rand.NewPCG(3, 4))
-	es := genEntries(rng, 120)
+	es := genEntries(rng, 60)
 	for _, e := range es {
 		e.DB = min(e.DB, 1)
 		if e.ExpireAt != 0 {

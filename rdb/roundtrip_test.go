@@ -65,7 +65,7 @@ func genEntries(rng *rand.Rand, n int) []*Entry {
 		}
 		size := rng.IntN(40)
 		if rng.IntN(10) == 0 {
-			size = 1000 + rng.IntN(3000)
+			size = 300 + rng.IntN(1200)
 		}
 		e.Kind = Kind(rng.IntN(5))
 		seen := map[string]bool{}
