@@ -29,20 +29,8 @@ func (sn *Snapshot) WriteRDB(w io.Writer, aux map[string]string) (int64, error) 
 	if err != nil {
 		return cw.n, err
 	}
-	var e rdb.Entry
-	for i, d := range sn.dbs {
-		if len(d.keys) == 0 {
-			continue
-		}
-		if err := wr.SelectDB(i, uint64(len(d.keys)), uint64(len(d.expires))); err != nil {
-			return cw.n, err
-		}
-		for k, o := range d.keys {
-			fillEntry(&e, i, k, o, d.expires)
-			if err := wr.WriteEntry(&e); err != nil {
-				return cw.n, err
-			}
-		}
+	if err := sn.WriteEntries(wr); err != nil {
+		return cw.n, err
 	}
 	err = wr.Close()
 	return cw.n, err
@@ -139,14 +127,7 @@ type LoadOptions struct {
 // if those have passed, as a Redis replica does; the master's DELs (or the
 // active expire cycle, once a master) remove them.
 func LoadRDB(r io.Reader, opt LoadOptions) (*Dataset, error) {
-	n := opt.Databases
-	if n <= 0 {
-		n = 16
-	}
-	d := &Dataset{dbs: make([]*db, n)}
-	for i := range d.dbs {
-		d.dbs[i] = newDB()
-	}
+	d := NewDataset(opt.Databases)
 	rd := rdb.NewReader(r, opt.Reader)
 	for {
 		e, err := rd.Next()
@@ -156,20 +137,8 @@ func LoadRDB(r io.Reader, opt LoadOptions) (*Dataset, error) {
 		if err != nil {
 			return nil, err
 		}
-		if e.DB < 0 || e.DB >= n {
-			return nil, fmt.Errorf("kv: RDB key %q in database %d, only %d databases", e.Key, e.DB, n)
-		}
-		o, err := objectFromEntry(e)
-		if err != nil {
+		if err := d.Add(e); err != nil {
 			return nil, err
-		}
-		t := d.dbs[e.DB]
-		k := string(e.Key)
-		t.keys[k] = o
-		if e.ExpireAt != 0 {
-			t.expires[k] = e.ExpireAt
-		} else {
-			delete(t.expires, k)
 		}
 	}
 	d.aux = rd.Aux()
@@ -242,3 +211,30 @@ func (s *Store) Swap(d *Dataset) {
 	}
 	d.dbs = nil
 }
+
+// Builder loads a new dataset key by key and installs it in its Store on
+// Commit. It is an rdb.Builder, for an rdb.Loader on a replica:
+//
+//	loader := &rdb.Loader{Begin: func(rdb.LoadInfo) (rdb.Builder, error) {
+//		return st.NewBuilder(), nil
+//	}}
+type Builder struct {
+	s *Store
+	d *Dataset
+}
+
+var _ rdb.Builder = (*Builder)(nil)
+
+// NewBuilder returns a Builder for a dataset with as many databases as s.
+func (s *Store) NewBuilder() *Builder {
+	return &Builder{s: s, d: NewDataset(len(s.dbs))}
+}
+
+// Add copies one key into the new dataset.
+func (b *Builder) Add(e *rdb.Entry) error { return b.d.Add(e) }
+
+// Commit replaces the store's dataset with the loaded one (Store.Swap).
+func (b *Builder) Commit() { b.s.Swap(b.d) }
+
+// Discard drops the loaded dataset; the store is untouched.
+func (b *Builder) Discard() { b.d = nil }

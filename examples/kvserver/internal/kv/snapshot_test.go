@@ -2,10 +2,13 @@ package kv
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/psyncio/psync"
+	"github.com/psyncio/psync/rdb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -170,4 +173,33 @@ func TestRDBRoundTrip(t *testing.T) {
 	assert.Error(t, err)
 	_, err = LoadRDB(bytes.NewReader(buf.Bytes()), LoadOptions{Databases: 4})
 	assert.ErrorContains(t, err, "database 7")
+}
+
+// TestRDBAdapters runs a full resync's data path through the rdb package's
+// psync adapters, as the kvserver host wires them.
+func TestRDBAdapters(t *testing.T) {
+	master := New(Options{})
+	fill(t, master, 30)
+	snap := master.Snapshot(nil)
+	rs := rdb.NewSnapshot(rdb.SnapshotConfig{Offset: 42, StreamDB: 3, Write: snap.WriteEntries, Release: snap.Release})
+	var buf bytes.Buffer
+	_, err := rs.WriteTo(&buf)
+	require.NoError(t, err)
+	rs.Release()
+
+	replica := New(Options{})
+	var c Client
+	run(replica, &c, "SET stale x")
+	var info rdb.LoadInfo
+	loader := &rdb.Loader{Begin: func(li rdb.LoadInfo) (rdb.Builder, error) {
+		info = li
+		return replica.NewBuilder(), nil
+	}}
+	loaded, err := loader.Load(context.Background(), &buf, psync.SnapshotInfo{Offset: 42, Size: int64(buf.Len())})
+	require.NoError(t, err)
+	assert.Equal(t, 3, info.StreamDB)
+	assert.Equal(t, "42", info.Aux["repl-offset"])
+	assert.NotEqual(t, master.Digest(), replica.Digest(), "nothing changes before Commit")
+	loaded.Commit()
+	assert.Equal(t, master.Digest(), replica.Digest())
 }
