@@ -392,12 +392,23 @@ func FuzzMasterHandshake(f *testing.F) {
 			}
 		}()
 		require.NoError(t, store.Set("c", "3"))
+		hung := func(what string) {
+			var stacks bytes.Buffer
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			t.Fatalf("%s did not return within 5 s (mode %d)\n%s", what, mode, stacks.String())
+		}
 		select {
 		case <-served:
 		case <-time.After(5 * time.Second):
-			var stacks bytes.Buffer
-			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
-			t.Fatalf("Serve did not return within 5 s (mode %d)\n%s", mode, stacks.String())
+			hung("Serve")
+		}
+		require.Empty(t, m.Stats().Replicas, "the link is detached once Serve returns")
+		closed := make(chan struct{})
+		go func() { m.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			hung("Close")
 		}
 	})
 }

@@ -181,6 +181,7 @@ type Dialer struct {
 	// returned, e.g. to arm CutAfterRead.
 	OnDial func(*Conn)
 	errs   []error
+	closed bool
 }
 
 // NewDialer returns a Dialer for m. Close it to stop its Serve goroutines.
@@ -197,13 +198,17 @@ func (d *Dialer) Dial(ctx context.Context) (io.ReadWriteCloser, error) {
 	a, b := net.Pipe()
 	c := Wrap(a)
 	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, context.Canceled
+	}
 	d.conns = append(d.conns, c)
 	on := d.OnDial
+	d.wg.Add(1) // under mu, so never concurrent with Close's Wait
 	d.mu.Unlock()
 	if on != nil {
 		on(c)
 	}
-	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		err := d.m.Serve(d.ctx, b)
@@ -240,6 +245,9 @@ func (d *Dialer) ServeErrors() []error {
 
 // Close stops dialing, cuts every link and waits for the Serve goroutines.
 func (d *Dialer) Close() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
 	d.cancel()
 	for _, c := range d.Conns() {
 		c.Close()

@@ -366,3 +366,42 @@ func TestCloneIsDeep(t *testing.T) {
 	e.Key[0], e.Hash[0].Value[0] = 'x', 'x'
 	assert.Equal(t, &Entry{Key: []byte("k"), Kind: KindHash, Hash: []HashField{{[]byte("f"), []byte("v")}}}, c)
 }
+
+// TestChecksumLargeFile covers the background checksum of full buffers:
+// a flipped byte deep in a file of many buffers is caught, and the bytes
+// after the RDB stay available.
+func TestChecksumLargeFile(t *testing.T) {
+	rng := newRng()
+	var es []*Entry
+	for i := range 100 {
+		es = append(es, &Entry{Key: []byte(itoa(int64(i)) + "k"), String: randBytes(rng, 10000), Idle: -1, Freq: -1})
+	}
+	data := append(writeFile(t, WriterOptions{}, es), "tail"...)
+	for _, chunked := range []bool{false, true} {
+		var in io.Reader = bytes.NewReader(data)
+		if chunked {
+			in = io.MultiReader(bytes.NewReader(data[:70000]), bytes.NewReader(data[70000:300000]), bytes.NewReader(data[300000:]))
+		}
+		r := NewReader(in, ReaderOptions{})
+		n := 0
+		var err error
+		for err == nil {
+			var e *Entry
+			if e, err = r.Next(); err == nil {
+				assert.Equal(t, es[n].String, e.String)
+				n++
+			}
+		}
+		require.ErrorIs(t, err, io.EOF)
+		assert.Equal(t, 100, n)
+		assert.Equal(t, []byte("tail"), r.Buffered())
+	}
+	for _, at := range []int{20, 70000, 500000, len(data) - 30} {
+		bad := bytes.Clone(data)
+		bad[at] ^= 0x40
+		_, _, err := readAll(t, bad, ReaderOptions{})
+		assert.ErrorIs(t, err, ErrChecksum, "flip at %d", at)
+		_, _, err = readAll(t, bad, ReaderOptions{SkipChecksum: true})
+		assert.NoError(t, err, "flip at %d", at)
+	}
+}
