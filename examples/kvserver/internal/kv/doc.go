@@ -13,8 +13,10 @@
 //
 // Full resynchronisation uses Snapshot: capturing one is cheap (the
 // per-database key maps are copied, values are shared and copied on write
-// later), and writing it out as RDB runs alongside new writes. LoadRDB
-// builds a separate Dataset from an RDB stream, and Swap installs it.
+// later), and writing it out as RDB (WriteRDB, or WriteEntries for the rdb
+// package's psync adapter) runs alongside new writes. On the replica side,
+// LoadRDB, or a Builder under rdb.Loader, builds a separate Dataset from
+// an RDB stream, and Swap installs it in one step.
 //
 // A minimal host loop:
 //
@@ -22,4 +24,9 @@
 //	st.SetPropagate(func(db int, argv [][]byte) { feed(db, argv) })
 //	var c kv.Client // one per connection
 //	out = st.Exec(&c, argv, out[:0])
+//
+//	// full resync, master side: capture and offset under one lock hold
+//	snap := st.Snapshot(func() { offset = master.Offset() })
+//	defer snap.Release()
+//	snap.WriteRDB(w, aux)
 package kv

@@ -148,6 +148,13 @@ func TestRepliesGolden(t *testing.T) {
 // installed, unless CI=true.
 func startRedis(t *testing.T) string {
 	t.Helper()
+	return startRedisIn(t, t.TempDir())
+}
+
+// startRedisIn is startRedis with the server's working directory, where
+// it loads dump.rdb from if present.
+func startRedisIn(t *testing.T, dir string) string {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -155,7 +162,6 @@ func startRedis(t *testing.T) string {
 		}
 		t.Skip("redis-server not found: install it to compare replies with real Redis")
 	}
-	dir := t.TempDir()
 	for port := 7550; port < 7600; port++ {
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		l, err := net.Listen("tcp", addr)
@@ -255,6 +261,82 @@ func TestPropagationMatchesRedis(t *testing.T) {
 	assert.Equal(t, want, got)
 	assert.Greater(t, len(want), 100, "the script propagates many writes")
 	t.Logf("%d propagated commands matched; first ones: %q", len(want), want[:min(len(want), 12)])
+}
+
+// TestRDBWithRedis checks the RDB path both ways with a real redis-server:
+// it loads the engine's RDB, and the RDB it sends back over SYNC (in its
+// own encodings: listpacks, intsets, quicklists) loads into the same
+// dataset.
+func TestRDBWithRedis(t *testing.T) {
+	s := New(Options{})
+	fill(t, s, 40)
+	var c Client
+	big := make([]string, 0, 300)
+	for i := range 300 {
+		big = append(big, itoa(i))
+	}
+	run(s, &c, "RPUSH biglist "+strings.Join(big, " "))
+	run(s, &c, "SADD intset "+strings.Join(big[:50], " "))
+	run(s, &c, "SADD bigset "+strings.Join(big, " "))
+	for i := range 200 {
+		run(s, &c, "HSET bighash f"+itoa(i)+" "+itoa(i*i))
+		run(s, &c, "ZADD bigzset "+itoa(i)+".5 m"+itoa(i))
+	}
+	run(s, &c, "SET long "+strings.Repeat("abcdefgh", 5000))
+	run(s, &c, "SET int -12345")
+	run(s, &c, "ZADD scores 0.1 a 1e20 b -inf c")
+
+	dir := t.TempDir()
+	f, err := os.Create(dir + "/dump.rdb")
+	require.NoError(t, err)
+	snap := s.Snapshot(nil)
+	_, err = snap.WriteRDB(f, map[string]string{"redis-ver": "7.0.15"})
+	snap.Release()
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	addr := startRedisIn(t, dir)
+	conn := dial(t, addr)
+	r := bufio.NewReader(conn)
+	for i := range 16 {
+		_, err := conn.Write(psync.AppendCommandString(nil, "SELECT", itoa(i)))
+		require.NoError(t, err)
+		_, err = readReply(r)
+		require.NoError(t, err)
+		_, err = conn.Write(psync.AppendCommandString(nil, "DBSIZE"))
+		require.NoError(t, err)
+		reply, err := readReply(r)
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprintf(":%d\r\n", s.DBSize(i)), string(reply), "db %d", i)
+	}
+
+	rdbBytes := syncRDB(t, addr)
+	d, err := LoadRDB(bytes.NewReader(rdbBytes), LoadOptions{})
+	require.NoError(t, err)
+	back := New(Options{})
+	back.Swap(d)
+	assert.Equal(t, s.Digest(), back.Digest())
+}
+
+// syncRDB attaches to addr with SYNC and returns the snapshot it sends.
+func syncRDB(t *testing.T, addr string) []byte {
+	t.Helper()
+	conn := dial(t, addr)
+	rr := bufio.NewReader(conn)
+	_, err := conn.Write(psync.AppendCommandString(nil, "SYNC"))
+	require.NoError(t, err)
+	var line []byte
+	for len(line) < 2 { // keepalive newlines come first
+		line, err = rr.ReadBytes('\n')
+		require.NoError(t, err)
+	}
+	require.Equal(t, byte('$'), line[0], "%q", line)
+	n, err := strconv.Atoi(string(line[1 : len(line)-2]))
+	require.NoError(t, err)
+	buf := make([]byte, n)
+	_, err = io.ReadFull(rr, buf)
+	require.NoError(t, err)
+	return buf
 }
 
 // maskTimes joins argv with spaces, replacing unix-ms times with <ms>.

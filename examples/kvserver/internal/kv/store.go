@@ -116,9 +116,9 @@ func (s *Store) SetReadOnly(ro bool) {
 }
 
 // Locked runs fn while holding the store lock, so that no command runs
-// during fn. The host uses it to take a Snapshot and read its replication
-// offset at the same point of the stream. fn must not call Store methods
-// other than Snapshot.
+// during fn. fn must not call Store methods: the lock is not reentrant. To
+// read a replication offset together with a capture, use the atomically
+// argument of Snapshot instead.
 func (s *Store) Locked(fn func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
