@@ -298,11 +298,26 @@ func (z *zset) clone() *zset {
 	return &zset{scores: maps.Clone(z.scores), sorted: slices.Clone(z.sorted)}
 }
 
-// sortedMembers returns the members of a set in byte order.
+// sortedMembers returns the members of a set in a deterministic order:
+// numeric when every member is an integer (the order of Redis's intset
+// encoding), byte order otherwise.
 func sortedMembers(set map[string]struct{}) []string {
 	out := make([]string, 0, len(set))
+	ints := make([]int64, 0, len(set))
 	for m := range set {
 		out = append(out, m)
+		if n, ok := parseInt([]byte(m)); ok && ints != nil {
+			ints = append(ints, n)
+		} else {
+			ints = nil
+		}
+	}
+	if ints != nil {
+		slices.Sort(ints)
+		for i, n := range ints {
+			out[i] = string(itob(n))
+		}
+		return out
 	}
 	slices.Sort(out)
 	return out

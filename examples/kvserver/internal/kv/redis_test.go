@@ -67,7 +67,7 @@ var compareScript = []string{
 	"SADD s 3 1 2", "SADD s 2 4", "SMEMBERS s", "SCARD s", "SISMEMBER s 1", "SISMEMBER s 9", "SISMEMBER nokey 1",
 	"SREM s 1 9", "SMEMBERS s", "SMEMBERS nokey", "SCARD nokey", "SPOP nokey", "SPOP nokey 3", "SPOP s 0",
 	"SPOP s -1", "SPOP s x", "SPOP s 1 2", "SADD one 7", "SPOP one", "EXISTS one", "SADD two 5 6", "SPOP two 5", "EXISTS two",
-	"SADD k x", "SREM k x",
+	"SADD k x", "SREM k x", "SADD si 10 9 100 -1 0", "SMEMBERS si", "SPOP si 10",
 	// sorted sets
 	"ZADD z 1 a 2 b 3 c", "ZADD z 1.5 a", "ZADD z CH 1.5 a 9 b 4 d", "ZRANGE z 0 -1 WITHSCORES", "ZRANGE z 0 -1",
 	"ZADD z NX 100 a 5 e", "ZADD z XX 100 a 5 f", "ZADD z NX XX 1 a", "ZADD z GT LT 1 a", "ZADD z NX GT 1 a",
