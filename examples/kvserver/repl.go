@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/psyncio/psync"
+	"github.com/psyncio/psync/examples/kvserver/internal/kv"
+	"github.com/psyncio/psync/rdb"
+)
+
+// This file wires the kv store to psync: the propagate hook that feeds the
+// Master, the Snapshotter, and the replica role (Dial, Loader, Applier) with
+// the REPLICAOF transitions.
+
+// propagate is the store's propagate hook: it runs under the store lock, in
+// commit order, for every write. It feeds the command to the Master,
+// preceded by SELECT when the database differs from the last one fed.
+func (s *server) propagate(db int, argv [][]byte) {
+	if !s.feeding {
+		return
+	}
+	b := s.feedBuf[:0]
+	if db != s.streamDB {
+		var num [20]byte
+		b = psync.AppendArray(b, 2)
+		b = psync.AppendBulkString(b, "SELECT")
+		b = psync.AppendBulk(b, strconv.AppendInt(num[:0], int64(db), 10))
+		s.streamDB = db
+	}
+	b = psync.AppendCommand(b, argv...)
+	s.m.Feed(b)
+	if cap(b) <= 64<<10 {
+		s.feedBuf = b
+	} else {
+		s.feedBuf = nil
+	}
+}
+
+// Snapshot implements psync.Snapshotter. The capture is cheap (the kv
+// store's copy-on-write snapshot); the RDB is encoded later by the rdb
+// adapter, alongside new writes.
+//
+// As master, the capture and the master offset are read in one hold of the
+// store lock, the lock the propagate hook feeds under; the next command fed
+// is then preceded by SELECT, as Redis resets its stream's selected db on a
+// full resync, and repl-stream-db names the db selected before it.
+//
+// As replica (serving sub-replicas), the offset is that of the last command
+// applied to the captured data, and repl-stream-db the db the upstream
+// stream has selected: sub-replicas get the upstream's bytes unchanged.
+func (s *server) Snapshot(ctx context.Context) (psync.Snapshot, error) {
+	s.roleMu.Lock()
+	defer s.roleMu.Unlock()
+	var (
+		snap     *kv.Snapshot
+		pos      psync.Position
+		streamDB int
+	)
+	if s.replica == nil {
+		snap = s.store.Snapshot(func() {
+			pos = s.m.Position()
+			streamDB = s.streamDB
+			s.streamDB = -1
+		})
+	} else {
+		s.applyMu.Lock()
+		snap = s.store.Snapshot(nil)
+		pos.Offset, streamDB = s.applied, s.stream.DB
+		s.applyMu.Unlock()
+		pos.ID = s.m.Position().ID
+		// The Replica writes a command to the backlog right after Apply
+		// returns; wait for it so the backlog follows the snapshot.
+		for deadline := time.Now().Add(time.Second); s.m.Offset() < pos.Offset && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return rdb.NewSnapshot(rdb.SnapshotConfig{
+		Offset:   pos.Offset,
+		ReplID:   pos.ID,
+		StreamDB: streamDB,
+		Write:    snap.WriteEntries,
+		Release:  snap.Release,
+	}), nil
+}
+
+// replicaLink is the replica role: a psync.Replica following host:port.
+type replicaLink struct {
+	host string
+	port int
+	r    *psync.Replica
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu   sync.Mutex
+	conn net.Conn // the current link to the master, for CLIENT KILL TYPE master
+}
+
+func (rl *replicaLink) dial(ctx context.Context) (io.ReadWriteCloser, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(rl.host, strconv.Itoa(rl.port)))
+	if err != nil {
+		return nil, err
+	}
+	rl.mu.Lock()
+	rl.conn = c
+	rl.mu.Unlock()
+	return c, nil
+}
+
+// killLink cuts the current link to the master; the Replica reconnects and
+// continues partially when it can. It reports whether a link was cut.
+func (rl *replicaLink) killLink() bool {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if rl.conn == nil {
+		return false
+	}
+	rl.conn.Close()
+	rl.conn = nil
+	return true
+}
+
+// stop ends the Replica's Run and waits for it.
+func (rl *replicaLink) stop() {
+	rl.cancel()
+	<-rl.done
+	rl.killLink()
+}
+
+// linkState returns ROLE's replication state word for the link.
+func (rl *replicaLink) linkState() string {
+	switch rl.r.Stats().State {
+	case "connect":
+		return "connect"
+	case "handshake":
+		return "handshake"
+	case "transfer":
+		return "sync"
+	case "connected":
+		return "connected"
+	}
+	return "unknown"
+}
+
+var errAlreadyConnected = errors.New("already connected to specified master")
+
+// becomeReplica switches to (or changes) the replica role, following
+// host:port. Clients' writes get -READONLY from then on. The data stay until
+// a full resync replaces them; the replication history is kept, so a
+// demoted master, or a replica moved to a promoted sibling, continues
+// partially when the new master's history allows (PSYNC2).
+func (s *server) becomeReplica(host string, port int) error {
+	s.roleMu.Lock()
+	defer s.roleMu.Unlock()
+	var pos psync.Position
+	stream := kv.Client{}
+	if old := s.replica; old != nil {
+		if old.host == host && old.port == port {
+			return errAlreadyConnected
+		}
+		old.stop()
+		s.replica = nil
+		pos = old.r.Position()
+		s.applyMu.Lock()
+		stream = kv.Client{DB: s.stream.DB}
+		s.applyMu.Unlock()
+		// psync lets a Master belong to one Replica for its life; detach the
+		// stopped one by promoting, then resume the old position below (the
+		// new Replica resets the history to it).
+		if _, err := s.m.Promote(); err != nil {
+			return err
+		}
+	} else {
+		s.store.SetReadOnly(true)
+		s.store.Locked(func() {
+			s.feeding = false
+			stream.DB = max(s.streamDB, 0)
+		})
+	}
+	rl := &replicaLink{host: host, port: port, done: make(chan struct{})}
+	r, err := psync.NewReplica(psync.ReplicaConfig{
+		Dial:          rl.dial,
+		Loader:        s.loader(),
+		Applier:       applier{s},
+		Master:        s.m,
+		Position:      pos,
+		User:          s.cfg.MasterUser,
+		Password:      s.cfg.MasterAuth,
+		ListeningPort: s.cfg.Port,
+		Timeout:       s.cfg.ReplTimeout,
+		Logger:        s.log,
+	})
+	if err != nil {
+		// Stay a master rather than half a replica.
+		s.store.Locked(func() { s.feeding, s.streamDB = true, -1 })
+		s.store.SetReadOnly(false)
+		s.isReplica.Store(false)
+		return err
+	}
+	s.applyMu.Lock()
+	s.applied = r.Offset()
+	s.stream = stream
+	s.applyMu.Unlock()
+	rl.r = r
+	ctx, cancel := context.WithCancel(s.ctx)
+	rl.cancel = cancel
+	go func() {
+		defer close(rl.done)
+		if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("replication stopped", "master", net.JoinHostPort(host, strconv.Itoa(port)), "err", err)
+		}
+	}()
+	s.replica = rl
+	s.isReplica.Store(true)
+	s.log.Info("replica of "+net.JoinHostPort(host, strconv.Itoa(port)), "resume_from", r.Position().String())
+	return nil
+}
+
+// becomeMaster leaves the replica role (REPLICAOF NO ONE): the link stops,
+// the node is promoted in place (promote), and clients' writes feed the
+// stream again.
+func (s *server) becomeMaster() error {
+	s.roleMu.Lock()
+	defer s.roleMu.Unlock()
+	rl := s.replica
+	if rl == nil {
+		return nil
+	}
+	rl.stop()
+	s.replica = nil
+	pos, err := s.promote()
+	if err != nil {
+		return err
+	}
+	// Feed first, then accept writes: no write may miss the stream. The
+	// stream restarts with SELECT, as Redis's does after promotion.
+	s.store.Locked(func() { s.feeding, s.streamDB = true, -1 })
+	s.store.SetReadOnly(false)
+	s.isReplica.Store(false)
+	s.log.Info("promoted to master", "replid", pos.ID, "offset", pos.Offset, "replid2", s.m.Stats().ReplID2)
+	return nil
+}
+
+// promote is the seam for in-place promotion: psync's Master.Promote gives
+// the history a fresh ID, keeps the old one as replid2 up to offset+1 and
+// keeps the backlog, so the old master's other replicas pointed here
+// continue partially.
+func (s *server) promote() (psync.Position, error) { return s.m.Promote() }
+
+// loader builds a new kv dataset from the master's RDB, installed on Commit.
+func (s *server) loader() *rdb.Loader {
+	return &rdb.Loader{
+		Begin: func(info rdb.LoadInfo) (rdb.Builder, error) {
+			s.log.Info("loading snapshot from master", "offset", info.Sync.Offset, "size", info.Sync.Size,
+				"rdb_version", info.Version, "redis_ver", info.Aux["redis-ver"], "repl_stream_db", info.StreamDB)
+			return &kvBuilder{s: s, ds: kv.NewDataset(s.cfg.Databases), db: info.StreamDB, off: info.Sync.Offset}, nil
+		},
+		Options: rdb.ReaderOptions{
+			SkipUnsupported: true,
+			OnSkip: func(db int, key []byte, t byte) {
+				s.log.Warn("snapshot key of a type kvserver cannot hold skipped", "db", db, "key", string(key), "type", rdb.TypeName(t))
+			},
+		},
+	}
+}
+
+// kvBuilder is the rdb.Builder of a kv.Dataset.
+type kvBuilder struct {
+	s    *server
+	ds   *kv.Dataset
+	db   int
+	off  int64
+	keys int
+}
+
+func (b *kvBuilder) Add(e *rdb.Entry) error {
+	b.keys++
+	return b.ds.Add(e)
+}
+
+func (b *kvBuilder) Commit() {
+	s := b.s
+	s.applyMu.Lock()
+	s.store.Swap(b.ds)
+	s.stream = kv.Client{DB: b.db}
+	s.applied = b.off
+	s.applyMu.Unlock()
+	s.log.Info("snapshot loaded", "keys", b.keys, "offset", b.off)
+}
+
+func (b *kvBuilder) Discard() { b.ds = nil }
+
+// applier applies the master's stream with the link's persistent client.
+type applier struct{ s *server }
+
+// Apply implements psync.Applier. A command the engine refuses (unknown, or
+// an error reply) is logged and skipped, not fatal, as the replica would
+// otherwise stop following.
+func (a applier) Apply(cmd psync.Command) error {
+	s := a.s
+	s.applyMu.Lock()
+	err := s.store.Apply(&s.stream, cmd.Args)
+	s.applied = cmd.Offset
+	s.applyMu.Unlock()
+	if err != nil {
+		s.log.Warn("replication stream: command skipped", "cmd", cmd.Name(), "offset", cmd.Offset, "err", err)
+	}
+	return nil
+}
+
+// waitAcks implements WAIT for the client whose last write ended at offset.
+func (s *server) waitAcks(n int, timeout time.Duration, offset int64) int {
+	ctx := s.ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return s.m.WaitAcks(ctx, n, offset)
+}
