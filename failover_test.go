@@ -258,8 +258,8 @@ func TestWaitAcks(t *testing.T) {
 	for _, r := range rs {
 		waitSynced(t, r, m)
 	}
-	conns := d.Conns()
-	require.Len(t, conns, 3)
+	var conns []*psynctest.Conn
+	require.Eventually(t, func() bool { conns = d.Live(); return len(conns) == 3 }, 5*time.Second, time.Millisecond)
 	conns[2].Stall()
 	require.NoError(t, m.store.Set("x", "y"))
 	off := m.m.Offset()
@@ -292,9 +292,11 @@ func TestMinReplicasToWrite(t *testing.T) {
 	waitSynced(t, b, m)
 	require.Eventually(t, func() bool { return m.m.CheckWrite() == nil }, 5*time.Second, 5*time.Millisecond)
 
-	d.Conns()[1].Stall()
+	var live []*psynctest.Conn
+	require.Eventually(t, func() bool { live = d.Live(); return len(live) == 2 }, 5*time.Second, time.Millisecond)
+	live[1].Stall()
 	require.Eventually(t, func() bool { return m.m.CheckWrite() != nil }, 5*time.Second, 5*time.Millisecond, "a replica whose ACKs stop is not good")
 	assert.ErrorIs(t, m.m.CheckWrite(), psync.ErrNoReplicas)
-	d.Conns()[1].Resume()
+	live[1].Resume()
 	require.Eventually(t, func() bool { return m.m.CheckWrite() == nil }, 5*time.Second, 5*time.Millisecond, "recovers")
 }

@@ -3,6 +3,7 @@ package psync_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -59,9 +60,8 @@ func TestHostHandsOverAtPSYNC(t *testing.T) {
 	}
 	f := startReplica(t, dial, func(c *psync.ReplicaConfig) { c.ListeningPort = 6390 })
 	waitSynced(t, f, m)
-	st := m.m.Stats()
-	require.Len(t, st.Replicas, 1)
-	assert.Equal(t, 6390, st.Replicas[0].ListeningPort)
+	require.Eventually(t, func() bool { return len(m.m.Stats().Replicas) == 1 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, 6390, m.m.Stats().Replicas[0].ListeningPort)
 	writeN(t, m, "more", 50, 10)
 	waitSynced(t, f, m)
 }
@@ -138,7 +138,11 @@ func TestStalledReplicaDroppedWithoutSlowingWrites(t *testing.T) {
 	waitSynced(t, f, m)
 	assert.EqualValues(t, 1, f.r.Stats().FullSyncs)
 	assert.EqualValues(t, 1, f.r.Stats().PartialSyncs, "continued partially from the backlog")
-	assert.ErrorIs(t, d.ServeErrors()[0], psync.ErrReplicaTooFar)
+	tooFar := false
+	for _, err := range d.ServeErrors() {
+		tooFar = tooFar || errors.Is(err, psync.ErrReplicaTooFar)
+	}
+	assert.True(t, tooFar, "dropped for lag: %v", d.ServeErrors())
 }
 
 func TestMasterDropsReplicaWithoutAcks(t *testing.T) {

@@ -61,6 +61,22 @@ type ReplicaConfig struct {
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
 
+	// SingleLink disables the second link a full resync otherwise opens.
+	// By default, as soon as the master answers +FULLRESYNC, the replica
+	// opens a second connection that continues partially from the
+	// snapshot's offset and buffers that stream locally (LoadBufferSize)
+	// while the snapshot loads, so the master never needs more than its
+	// backlog for a replica in full resync, however slow the snapshot. With
+	// SingleLink the replica behaves as Redis: the stream follows the
+	// snapshot on the same link, and the backlog must cover the whole
+	// transfer and load.
+	SingleLink bool
+	// LoadBufferSize bounds the stream buffered during a full resync.
+	// Default 256 MiB. LoadBufferDir, when set, keeps the first 16 MiB in
+	// memory and spills the rest to an unlinked temporary file there.
+	LoadBufferSize int64
+	LoadBufferDir  string
+
 	// MaxSnapshotSize refuses $<len> snapshots larger than this. Default
 	// 0: no limit (the snapshot is streamed to the Loader, never buffered).
 	MaxSnapshotSize int64
@@ -85,6 +101,9 @@ func (c ReplicaConfig) withDefaults() ReplicaConfig {
 		if c.MaxBackoff < c.MinBackoff {
 			c.MaxBackoff = c.MinBackoff
 		}
+	}
+	if c.LoadBufferSize <= 0 {
+		c.LoadBufferSize = 256 << 20
 	}
 	c.Limits = c.Limits.withDefaults()
 	if c.Logger == nil {
@@ -124,6 +143,7 @@ type Replica struct {
 	lastIO     atomic.Int64 // unix ns
 
 	fullSyncs    atomic.Int64
+	lastFull     atomic.Int64 // ns
 	partialSyncs atomic.Int64
 	bytesRecv    atomic.Int64
 	bytesSent    atomic.Int64
@@ -240,13 +260,66 @@ func (r *Replica) Run(ctx context.Context) error {
 	}
 }
 
-// link is one connection of the replica to its master.
+// replLink is one connection of the replica to its master.
 type replLink struct {
-	r    *Replica
-	conn io.ReadWriteCloser
-	ctx  context.Context
-	wmu  sync.Mutex
-	buf  []byte
+	r      *Replica
+	conn   io.ReadWriteCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+	lastIO atomic.Int64 // unix ns of the last byte read
+	wmu    sync.Mutex
+	buf    []byte
+}
+
+// openLink wraps conn in a link whose watchdog drops it when the master is
+// silent for Timeout, and closes conn when the link ends.
+func (r *Replica) openLink(ctx context.Context, conn io.ReadWriteCloser) *replLink {
+	lctx, cancel := context.WithCancelCause(ctx)
+	l := &replLink{r: r, conn: conn, ctx: lctx, cancel: cancel, done: make(chan struct{})}
+	l.lastIO.Store(time.Now().UnixNano())
+	r.lastIO.Store(time.Now().UnixNano())
+	go func() {
+		defer close(l.done)
+		l.watch()
+		conn.Close()
+	}()
+	return l
+}
+
+// close ends the link and waits for its watchdog.
+func (l *replLink) close() {
+	l.cancel(nil)
+	<-l.done
+}
+
+// cause returns why the link ended when its watchdog ended it, else err.
+func (l *replLink) cause(err error) error {
+	if c := context.Cause(l.ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return c
+	}
+	return err
+}
+
+// reader returns the link's connection as a reader that counts bytes and
+// notes activity for the watchdog.
+func (l *replLink) reader() io.Reader { return countingReader{l.conn, l} }
+
+func (l *replLink) watch() {
+	timeout := l.r.cfg.Timeout
+	t := time.NewTicker(min(timeout/4, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case now := <-t.C:
+			if silent := time.Duration(now.UnixNano() - l.lastIO.Load()); silent > timeout {
+				l.cancel(fmt.Errorf("%w: master silent for %v", ErrTimeout, silent.Round(time.Millisecond)))
+				return
+			}
+		}
+	}
 }
 
 func (l *replLink) send(p []byte) error {
@@ -270,28 +343,52 @@ func (l *replLink) sendLocked(p []byte) error {
 }
 
 // sendAck sends REPLCONF ACK <processed offset>.
-func (l *replLink) sendAck() error {
+func (l *replLink) sendAck() error { return l.sendAckAt(l.r.offset.Load()) }
+
+func (l *replLink) sendAckAt(off int64) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	l.buf = AppendArray(l.buf[:0], 3)
 	l.buf = AppendBulkString(l.buf, "REPLCONF")
 	l.buf = AppendBulkString(l.buf, "ACK")
 	var num [20]byte
-	l.buf = AppendBulk(l.buf, strconv.AppendInt(num[:0], l.r.offset.Load(), 10))
+	l.buf = AppendBulk(l.buf, strconv.AppendInt(num[:0], off, 10))
 	return l.sendLocked(l.buf)
+}
+
+// ackEvery sends ACKs every AckPeriod until the link ends or stop closes;
+// off gives the offset to acknowledge.
+func (l *replLink) ackEvery(stop <-chan struct{}, off func() int64) {
+	t := time.NewTicker(l.r.cfg.AckPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-stop:
+			return
+		case <-t.C:
+			if err := l.sendAckAt(off()); err != nil {
+				l.cancel(err)
+				return
+			}
+		}
+	}
 }
 
 // countingReader counts received bytes and notes the time of the last read.
 type countingReader struct {
 	rd io.Reader
-	r  *Replica
+	l  *replLink
 }
 
 func (c countingReader) Read(p []byte) (int, error) {
 	n, err := c.rd.Read(p)
 	if n > 0 {
-		c.r.bytesRecv.Add(int64(n))
-		c.r.lastIO.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		c.l.r.bytesRecv.Add(int64(n))
+		c.l.r.lastIO.Store(now)
+		c.l.lastIO.Store(now)
 	}
 	return n, err
 }
@@ -305,69 +402,36 @@ func (r *Replica) runLink(ctx context.Context) (streamed bool, err error) {
 		return false, fmt.Errorf("psync: dial: %w", err)
 	}
 	r.connects.Add(1)
-	lctx, cancel := context.WithCancelCause(ctx)
-	l := &replLink{r: r, conn: conn, ctx: lctx}
-	r.lastIO.Store(time.Now().UnixNano())
-	done := make(chan struct{})
-	defer func() { cancel(nil); <-done }()
-	go func() {
-		defer close(done)
-		r.watch(lctx, cancel)
-		conn.Close()
-	}()
+	l := r.openLink(ctx, conn)
 	defer func() {
-		if c := context.Cause(lctx); c != nil && !errors.Is(c, context.Canceled) {
-			err = c // the watchdog's reason is the real one
-		}
+		err = l.cause(err)
+		l.close()
 	}()
 
-	cr := newCommandReader(countingReader{conn, r}, r.cfg.Limits, false, 256<<10)
+	cr := newCommandReader(l.reader(), r.cfg.Limits, false, 256<<10)
 	r.state.Store(replStateHandshake)
-	reply, err := r.handshake(l, cr)
+	reply, err := r.handshake(l, cr, nil)
 	if err != nil {
 		return false, err
 	}
 	if reply.full {
-		if err := r.fullSync(l, cr, reply); err != nil {
+		side, err := r.fullSync(ctx, l, cr, reply)
+		if err != nil {
 			return false, err
+		}
+		if side != nil {
+			// Go on with the second link, which has streamed since the
+			// snapshot began; the snapshot's link is done.
+			l.close()
+			l, cr = side.link, side.reader
+			defer side.buf.close()
 		}
 	} else {
 		r.continued(reply)
 	}
 	r.state.Store(replStateConnected)
-	go func() {
-		t := time.NewTicker(r.cfg.AckPeriod)
-		defer t.Stop()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-t.C:
-				if err := l.sendAck(); err != nil {
-					cancel(err)
-					return
-				}
-			}
-		}
-	}()
+	go l.ackEvery(nil, r.offset.Load)
 	return true, r.stream(l, cr)
-}
-
-func (r *Replica) watch(ctx context.Context, cancel context.CancelCauseFunc) {
-	tick := min(r.cfg.Timeout/4, 100*time.Millisecond)
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			if silent := time.Duration(now.UnixNano() - r.lastIO.Load()); silent > r.cfg.Timeout {
-				cancel(fmt.Errorf("%w: master silent for %v", ErrTimeout, silent.Round(time.Millisecond)))
-				return
-			}
-		}
-	}
 }
 
 // readReply reads one reply line, skipping the empty keepalive lines a
@@ -384,7 +448,10 @@ func readReply(cr *CommandReader) (string, error) {
 	}
 }
 
-func (r *Replica) handshake(l *replLink, cr *CommandReader) (psyncReply, error) {
+// handshake runs PING, AUTH, REPLCONF and PSYNC. With want, it asks to
+// continue from want (the second link of a full resync); otherwise from the
+// replica's position.
+func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psyncReply, error) {
 	var out []byte
 	out = AppendCommandString(out, "PING")
 	if err := l.send(out); err != nil {
@@ -442,13 +509,14 @@ func (r *Replica) handshake(l *replLink, cr *CommandReader) (psyncReply, error) 
 			r.log.Warn("master refused REPLCONF", "reply", truncate(line, 200))
 		}
 	}
-	r.mu.Lock()
-	id := r.replid
-	r.mu.Unlock()
-	if id == "" {
+	pos := r.Position()
+	if want != nil {
+		pos = *want
+	}
+	if pos.IsZero() {
 		out = AppendCommandString(out[:0], "PSYNC", "?", "-1")
 	} else {
-		out = AppendCommandString(out[:0], "PSYNC", string(id), strconv.FormatInt(r.offset.Load()+1, 10))
+		out = AppendCommandString(out[:0], "PSYNC", string(pos.ID), strconv.FormatInt(pos.Offset+1, 10))
 	}
 	if err := l.send(out); err != nil {
 		return psyncReply{}, err
@@ -469,12 +537,103 @@ func hasPrefixAny(s string, prefixes ...string) bool {
 	return false
 }
 
-func (r *Replica) fullSync(l *replLink, cr *CommandReader, reply psyncReply) error {
+// sideLink is the second link of a full resync: it continues from the
+// snapshot's offset while the snapshot loads, into a loadBuffer.
+type sideLink struct {
+	link    *replLink
+	buf     *loadBuffer
+	reader  *CommandReader // reads the buffer, then the link
+	stop    chan struct{}  // ends the ACKs sent during the load
+	handoff atomic.Bool
+	pumped  chan struct{}
+}
+
+// openSide dials the second link and asks to continue at the snapshot's
+// offset. It returns nil (and the replica falls back to one link) when the
+// master does not continue partially.
+func (r *Replica) openSide(ctx context.Context, at Position) *sideLink {
+	conn, err := r.cfg.Dial(ctx)
+	if err != nil {
+		r.log.Warn("full resync: second link not dialed; the stream will follow the snapshot", "err", err)
+		return nil
+	}
+	l := r.openLink(ctx, conn)
+	cr := newCommandReader(l.reader(), r.cfg.Limits, false, 4<<10)
+	reply, err := r.handshake(l, cr, &at)
+	if err == nil && (reply.full || reply.id != "" && reply.id != at.ID) {
+		err = fmt.Errorf("%w: master did not continue at %v", ErrUnexpectedReply, at)
+	}
+	if err != nil {
+		l.close()
+		r.log.Warn("full resync: second link refused; the stream will follow the snapshot", "err", err)
+		return nil
+	}
+	memLimit := r.cfg.LoadBufferSize
+	if r.cfg.LoadBufferDir != "" {
+		memLimit = min(memLimit, 16<<20)
+	}
+	s := &sideLink{link: l, buf: newLoadBuffer(r.cfg.LoadBufferSize, memLimit, r.cfg.LoadBufferDir), stop: make(chan struct{}), pumped: make(chan struct{})}
+	_ = s.buf.write(cr.Buffered())
+	go s.pump()
+	go l.ackEvery(s.stop, func() int64 { return at.Offset })
+	s.reader = newCommandReader(&handoffReader{buf: s.buf, link: l.reader()}, r.cfg.Limits, false, 256<<10)
+	r.log.Info("full resync: streaming on a second link while the snapshot loads", "offset", at.Offset)
+	return s
+}
+
+// pump copies the link into the buffer until it is handed off or fails.
+func (s *sideLink) pump() {
+	defer close(s.pumped)
+	rd := s.link.reader()
+	p := make([]byte, 64<<10)
+	for {
+		n, err := rd.Read(p)
+		if n > 0 {
+			if werr := s.buf.write(p[:n]); werr != nil {
+				s.buf.finish(werr)
+				s.link.cancel(werr)
+				return
+			}
+		}
+		if err != nil {
+			s.buf.finish(s.link.cause(err))
+			return
+		}
+		if s.handoff.Load() {
+			s.buf.finish(errHandedOff)
+			return
+		}
+	}
+}
+
+// live ends the load phase: ACKs now come from the stream loop, and the
+// reader switches from the buffer to the link once the buffer is drained.
+func (s *sideLink) live() {
+	close(s.stop)
+	s.handoff.Store(true)
+}
+
+func (s *sideLink) abort() {
+	s.link.close()
+	<-s.pumped
+	s.buf.close()
+}
+
+func (r *Replica) fullSync(ctx context.Context, l *replLink, cr *CommandReader, reply psyncReply) (side *sideLink, err error) {
 	r.state.Store(replStateTransfer)
+	start := time.Now()
 	r.log.Info("full resync", "replid", reply.id, "offset", reply.offset)
+	if !r.cfg.SingleLink {
+		side = r.openSide(ctx, Position{ID: reply.id, Offset: reply.offset})
+		defer func() {
+			if err != nil && side != nil {
+				side.abort()
+			}
+		}()
+	}
 	size, mark, err := cr.readSnapshotHeader(r.cfg.MaxSnapshotSize)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var src framedReader
 	if mark != nil {
@@ -487,23 +646,24 @@ func (r *Replica) fullSync(l *replLink, cr *CommandReader, reply psyncReply) err
 	if err != nil {
 		// A transfer that failed is the cause; the loader only saw its end.
 		if c := context.Cause(l.ctx); c != nil {
-			return fmt.Errorf("%w (loader: %v)", c, err)
+			return nil, fmt.Errorf("%w (loader: %v)", c, err)
 		}
 		if ferr := src.framingErr(); ferr != nil {
-			return fmt.Errorf("%w (loader: %v)", ferr, err)
+			return nil, fmt.Errorf("%w (loader: %v)", ferr, err)
 		}
-		return fmt.Errorf("%w: %w", ErrLoad, err)
+		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
 	// Whatever the loader left unread must still arrive (and the EOF mark
 	// match) before the new dataset goes live.
 	if n, err := io.Copy(io.Discard, src); err != nil {
 		loaded.Discard()
-		return err
+		return nil, err
 	} else if n > 0 {
 		r.log.Warn("loader left snapshot bytes unread", "bytes", n)
 	}
 	loaded.Commit()
 	r.fullSyncs.Add(1)
+	r.lastFull.Store(int64(time.Since(start)))
 	r.mu.Lock()
 	r.replid, r.replid2, r.secondOffset = reply.id, NoReplID, -1
 	r.offset.Store(reply.offset)
@@ -513,12 +673,17 @@ func (r *Replica) fullSync(l *replLink, cr *CommandReader, reply psyncReply) err
 		m.resetHistory(reply.id, reply.offset)
 	}
 	r.offsetWake.wake()
+	r.log.Info("snapshot loaded", "offset", reply.offset, "took", time.Since(start).Round(time.Millisecond))
+	if side != nil {
+		side.live()
+		return side, nil
+	}
 	if mark != nil {
 		// A master that sent a diskless snapshot waits for this ACK before
 		// it streams (Redis does too).
-		return l.sendAck()
+		return nil, l.sendAck()
 	}
-	return nil
+	return nil, nil
 }
 
 func (r *Replica) continued(reply psyncReply) {
@@ -601,7 +766,10 @@ type ReplicaStats struct {
 	BytesReceived int64
 	BytesSent     int64
 	Connects      int64
-	LastError     error
+	// LastFullSync is how long the last full resync took, from +FULLRESYNC
+	// to the loaded snapshot.
+	LastFullSync time.Duration
+	LastError    error
 }
 
 // Stats returns the replica's figures.
@@ -621,5 +789,6 @@ func (r *Replica) Stats() ReplicaStats {
 	}
 	s.FullSyncs, s.PartialSyncs = r.fullSyncs.Load(), r.partialSyncs.Load()
 	s.BytesReceived, s.BytesSent, s.Connects = r.bytesRecv.Load(), r.bytesSent.Load(), r.connects.Load()
+	s.LastFullSync = time.Duration(r.lastFull.Load())
 	return s
 }

@@ -145,6 +145,13 @@ func (c *Conn) Close() error {
 	return c.Conn.Close()
 }
 
+// Closed reports whether the link was cut or closed.
+func (c *Conn) Closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cut
+}
+
 // BytesRead returns the bytes read through the wrapper.
 func (c *Conn) BytesRead() int64 {
 	c.mu.Lock()
@@ -224,6 +231,17 @@ func (d *Dialer) Conns() []*Conn {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return append([]*Conn(nil), d.conns...)
+}
+
+// Live returns the replica-side connections not cut or closed, oldest first.
+func (d *Dialer) Live() []*Conn {
+	var live []*Conn
+	for _, c := range d.Conns() {
+		if !c.Closed() {
+			live = append(live, c)
+		}
+	}
+	return live
 }
 
 // Last returns the most recent replica-side connection, or nil.
