@@ -1,8 +1,6 @@
 package kv
 
-import (
-	"math"
-)
+import "math"
 
 const (
 	zaddNX = 1 << iota
