@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -182,4 +183,56 @@ func TestApply(t *testing.T) {
 	assert.ErrorContains(t, s.Apply(&link, args("LPUSH a x")), "WRONGTYPE")
 	apply("INCR a")
 	assert.Equal(t, "$1\r\n3\r\n", run(s, &reader, "GET a"))
+}
+
+// TestFullResyncMidStream plays a full resync: the master keeps taking
+// writes while a snapshot taken at a known point of its stream is written
+// out; the replica loads it, applies the stream from that point on, and
+// ends with the master's dataset.
+func TestFullResyncMidStream(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	clock := newFakeClock()
+	master := New(Options{Now: clock.Now})
+	type entry struct {
+		db   int
+		argv [][]byte
+	}
+	var stream []entry // what the host would feed its backlog
+	master.SetPropagate(func(db int, argv [][]byte) {
+		stream = append(stream, entry{db, copyArgv(argv)})
+	})
+	var c Client
+	for range 1500 {
+		run(master, &c, randomCommand(r))
+	}
+
+	var offset int
+	snap := master.Snapshot(func() { offset = len(stream) })
+	require.Positive(t, snap.DBSize(0)+snap.DBSize(1)+snap.DBSize(2), "the snapshot holds data")
+	for range 1500 {
+		if r.IntN(50) == 0 {
+			clock.Advance(300 * time.Millisecond)
+		}
+		run(master, &c, randomCommand(r))
+	}
+	var buf bytes.Buffer
+	_, err := snap.WriteRDB(&buf, nil)
+	require.NoError(t, err)
+	snap.Release()
+
+	d, err := LoadRDB(&buf, LoadOptions{})
+	require.NoError(t, err)
+	replica := New(Options{Now: clock.Now})
+	replica.SetReadOnly(true)
+	replica.Swap(d)
+	var link Client
+	last := -1
+	for _, e := range stream[offset:] {
+		if e.db != last {
+			require.NoError(t, replica.Apply(&link, [][]byte{[]byte("SELECT"), itob(int64(e.db))}))
+			last = e.db
+		}
+		require.NoError(t, replica.Apply(&link, e.argv), "%q", e.argv)
+	}
+	assert.Equal(t, master.Digest(), replica.Digest())
 }
