@@ -128,7 +128,7 @@ type Master struct {
 	secondOffset int64
 	links        map[*link]struct{}
 	nextLinkID   int
-	session      *fullSync // gathering replicas, nil if none
+	session      *fullSync     // gathering replicas, nil if none
 	idle         chan struct{} // closed when the last link goes, stopping the link-time goroutines
 	streamWake   notifier      // wakes senders waiting for new stream bytes
 	ackWake      notifier      // wakes WaitAcks callers when an ACK arrives
@@ -136,14 +136,20 @@ type Master struct {
 	// follower is the Replica feeding this master's stream (chained
 	// replication), nil when the host feeds it.
 	follower *Replica
-	closed       bool
-	wg           sync.WaitGroup
+	closed   bool
+	wg       sync.WaitGroup
 
 	fullSyncs  atomic.Int64
 	partialOK  atomic.Int64
 	partialErr atomic.Int64
 	bytesSent  atomic.Int64
 	lastFull   atomic.Int64 // duration of the last full resync, ns
+	needed     atomic.Int64 // backlog size the last refused PSYNC needed
+
+	rateMu  sync.Mutex
+	rateT   time.Time // start of the write-rate window
+	rateOff int64     // master offset at rateT
+	rate    float64   // bytes/s over the last closed window
 }
 
 // NewMaster returns a Master ready to be fed and to serve replicas.
@@ -160,6 +166,8 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Master{
+		rateT:        time.Now(),
+		rateOff:      pos.Offset,
 		cfg:          cfg,
 		log:          cfg.Logger.With("role", "master"),
 		backlog:      NewBacklog(cfg.BacklogSize, pos.Offset),
@@ -600,6 +608,12 @@ func (m *Master) serveSync(l *link, cr *CommandReader, req SyncRequest) error {
 	}
 	if !req.Legacy && req.ReplID != "" {
 		m.partialErr.Add(1)
+		if req.ReplID == st.ReplID && req.Offset < st.BacklogFirst {
+			need := st.Offset - req.Offset + 1
+			m.needed.Store(need)
+			m.log.Warn("replica fell out of the backlog; a larger backlog would have allowed a partial resync",
+				"replica", l.id, "backlog_size", m.backlog.Size(), "backlog_needed", need)
+		}
 	}
 	m.fullSyncs.Add(1)
 	m.log.Info("full resync", "replica", l.id, "addr", l.addr, "reason", d.Reason)
@@ -617,7 +631,11 @@ func (m *Master) serveSync(l *link, cr *CommandReader, req SyncRequest) error {
 	if res.err != nil {
 		return res.err
 	}
-	m.lastFull.Store(int64(time.Since(start)))
+	took := time.Since(start)
+	m.lastFull.Store(int64(took))
+	m.log.Info("full resync done", "replica", l.id, "took", took.Round(time.Millisecond),
+		"write_rate_bytes_per_sec", int64(m.writeRate()),
+		"backlog_for_single_link_sync", int64(m.writeRate()*took.Seconds()))
 	if l.info.RDBOnly {
 		return nil
 	}
@@ -932,7 +950,15 @@ type MasterStats struct {
 	// LastFullSync is how long the last full resync took, from the request to
 	// the end of the snapshot.
 	LastFullSync time.Duration
-	Replicas     []ReplicaLinkStats
+	// WriteRate is the stream's growth in bytes per second, over the last
+	// window of at least a second between Stats calls (or since NewMaster).
+	// WriteRate × LastFullSync is the backlog a replica needs to get through
+	// a full resync on a single link (as Redis replicas do).
+	WriteRate float64
+	// BacklogNeeded is the backlog size that would have let the last replica
+	// refused a partial resync (its offset had left the backlog) continue.
+	BacklogNeeded int64
+	Replicas      []ReplicaLinkStats
 }
 
 // ReplicaLinkStats describes one replica link on the master.
@@ -967,6 +993,7 @@ func (m *Master) Stats() MasterStats {
 		BacklogLen: int(st.Offset - st.BacklogFirst + 1),
 		FullSyncs:  m.fullSyncs.Load(), PartialOK: m.partialOK.Load(), PartialErr: m.partialErr.Load(),
 		BytesSent: m.bytesSent.Load(), LastFullSync: time.Duration(m.lastFull.Load()),
+		WriteRate: m.writeRate(), BacklogNeeded: m.needed.Load(),
 	}
 	now := time.Now().UnixNano()
 	for _, l := range links {
@@ -1119,4 +1146,22 @@ func (m *Master) WaitAcks(ctx context.Context, n int, offset int64) int {
 	m.RequestAck()
 	_ = m.ackWake.wait(ctx, func() bool { return m.AckedReplicas(offset) >= n })
 	return m.AckedReplicas(offset)
+}
+
+// writeRate returns the stream's bytes per second over the last window of at
+// least a second, or over the current window until one closes.
+func (m *Master) writeRate() float64 {
+	m.rateMu.Lock()
+	defer m.rateMu.Unlock()
+	now, off := time.Now(), m.backlog.Offset()
+	el := now.Sub(m.rateT).Seconds()
+	if el >= 1 {
+		m.rate = float64(off-m.rateOff) / el
+		m.rateT, m.rateOff = now, off
+		return m.rate
+	}
+	if m.rate == 0 && el > 0 {
+		return float64(off-m.rateOff) / el
+	}
+	return m.rate
 }
