@@ -222,3 +222,34 @@ func TestReplicaAdoptsNewReplID(t *testing.T) {
 	v, _ := s.Get("x")
 	assert.Equal(t, "y", v)
 }
+
+// A master restarted from a persisted dataset and position keeps its
+// replication ID, so a replica at that position continues partially.
+func TestMasterRestartFromPersistedPosition(t *testing.T) {
+	m := newMaster(t, psync.MasterConfig{})
+	d := psynctest.NewDialer(m.m)
+	writeN(t, m, "k", 50, 10)
+	f := startReplica(t, d.Dial, nil)
+	waitSynced(t, f, m)
+	pos := m.m.Position()
+	d.Close()
+	m.m.Close()
+
+	// The "restarted" master: same data (the old store), same position.
+	m2, err := psync.NewMaster(psync.MasterConfig{Snapshotter: m.store, Position: pos, Logger: quiet})
+	require.NoError(t, err)
+	t.Cleanup(func() { m2.Close() })
+	m.store.SetMaster(m2)
+	assert.Equal(t, pos, m2.Position())
+	n2 := &node{store: m.store, m: m2}
+	d2 := psynctest.NewDialer(m2)
+	t.Cleanup(d2.Close)
+	g := startReplica(t, d2.Dial, func(c *psync.ReplicaConfig) {
+		c.Position = f.r.Position()
+		c.Loader, c.Applier = f.store, f.store
+	})
+	writeN(t, n2, "after", 10, 10)
+	waitSynced(t, g, n2)
+	assert.Zero(t, g.r.Stats().FullSyncs)
+	assert.EqualValues(t, 1, g.r.Stats().PartialSyncs)
+}
