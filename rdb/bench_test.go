@@ -38,12 +38,17 @@ var benchFile = sync.OnceValue(func() []byte {
 	return buf.Bytes()
 })
 
-func BenchmarkDecode(b *testing.B) {
+func BenchmarkDecode(b *testing.B) { benchDecode(b, ReaderOptions{}) }
+
+// BenchmarkDecodeNoChecksum measures decoding alone.
+func BenchmarkDecodeNoChecksum(b *testing.B) { benchDecode(b, ReaderOptions{SkipChecksum: true}) }
+
+func benchDecode(b *testing.B, opt ReaderOptions) {
 	data := benchFile()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		r := NewReader(bytes.NewReader(data), ReaderOptions{})
+		r := NewReader(bytes.NewReader(data), opt)
 		n := 0
 		for {
 			_, err := r.Next()

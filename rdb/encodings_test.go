@@ -164,7 +164,7 @@ func TestOldEncodings(t *testing.T) {
 			[]byte{opModuleAux}, lenb(12345), lenb(moduleOpUInt), lenb(2),
 			lenb(moduleOpSInt), lenb(5), lenb(moduleOpFloat), []byte{0, 0, 0, 0},
 			lenb(moduleOpDouble), make([]byte, 8), lenb(moduleOpString), raw("x"), lenb(moduleOpEOF),
-			[]byte{opSelectDB}, lenb(7), []byte{opResizeDB}, lenb(1), lenb(0),
+			[]byte{opSelectDB}, lenb(7), []byte{opResizeDB}, lenb(1<<40), lenb(0), // a hint above MaxLen is fine
 			[]byte{opSlotInfo}, lenb(1), lenb(2), lenb(3),
 			[]byte{opExpireSec}, binary.LittleEndian.AppendUint32(nil, 1700000000),
 			[]byte{opIdle}, lenb(99), []byte{opFreq, 17},

@@ -213,16 +213,17 @@ func (r *Reader) next() (*Entry, error) {
 			}
 			r.db = db
 			e.DB = db
-		case opResizeDB:
-			if _, err := r.readCount("resizedb"); err != nil {
-				return nil, err
+		case opResizeDB, opSlotInfo:
+			// Size hints (and a slot's id and sizes): not kept.
+			k := 2
+			if op == opSlotInfo {
+				k = 3
 			}
-			if _, err := r.readCount("resizedb"); err != nil {
-				return nil, err
-			}
-		case opSlotInfo:
-			for range 3 {
-				if _, _, err := r.readLen(); err != nil {
+			for range k {
+				if _, enc, err := r.readLen(); err != nil || enc {
+					if err == nil {
+						err = corruptf("opcode 0x%02x: bad length encoding", op)
+					}
 					return nil, err
 				}
 			}
