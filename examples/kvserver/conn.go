@@ -129,14 +129,16 @@ func lowerName(buf []byte, name []byte) []byte {
 	return buf
 }
 
-func (c *conn) reply(b []byte)        { c.out = append(c.out, b...) }
-func (c *conn) ok()                   { c.out = psync.AppendSimpleString(c.out, "OK") }
-func (c *conn) errReply(msg string)   { c.out = psync.AppendError(c.out, msg) }
-func (c *conn) intReply(n int64)      { c.out = psync.AppendInt(c.out, n) }
-func (c *conn) bulkString(s string)   { c.out = psync.AppendBulkString(c.out, s) }
-func (c *conn) arrayHeader(n int)     { c.out = psync.AppendArray(c.out, n) }
-func (c *conn) simple(s string)       { c.out = psync.AppendSimpleString(c.out, s) }
-func (c *conn) wrongArity(cmd string) { c.errReply("ERR wrong number of arguments for '" + cmd + "' command") }
+func (c *conn) reply(b []byte)      { c.out = append(c.out, b...) }
+func (c *conn) ok()                 { c.out = psync.AppendSimpleString(c.out, "OK") }
+func (c *conn) errReply(msg string) { c.out = psync.AppendError(c.out, msg) }
+func (c *conn) intReply(n int64)    { c.out = psync.AppendInt(c.out, n) }
+func (c *conn) bulkString(s string) { c.out = psync.AppendBulkString(c.out, s) }
+func (c *conn) arrayHeader(n int)   { c.out = psync.AppendArray(c.out, n) }
+func (c *conn) simple(s string)     { c.out = psync.AppendSimpleString(c.out, s) }
+func (c *conn) wrongArity(cmd string) {
+	c.errReply("ERR wrong number of arguments for '" + cmd + "' command")
+}
 
 func (c *conn) dispatch(cmd psync.Command) action {
 	s := c.s
