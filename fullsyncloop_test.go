@@ -34,13 +34,14 @@ func (s slowLoader) Load(ctx context.Context, r io.Reader, info psync.SnapshotIn
 func TestFullSyncUnderLoadDoesNotLoop(t *testing.T) {
 	for _, single := range []bool{true, false} {
 		t.Run(fmt.Sprintf("single_link=%v", single), func(t *testing.T) {
-			m := newMaster(t, psync.MasterConfig{BacklogSize: 32 << 10})
+			m := newMaster(t, psync.MasterConfig{BacklogSize: 8 << 10})
 			writeN(t, m, "seed", 100, 100)
 			d := psynctest.NewDialer(m.m)
 			t.Cleanup(d.Close)
 
-			// About 1 MB/s of writes: 300 KB during each 300 ms load, ten
-			// times the backlog.
+			// Writes of 1 KB as fast as a short sleep allows: even a slow,
+			// loaded machine writes many times the 8 KiB backlog during each
+			// 300 ms load.
 			ctx, stopWriting := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
 			wg.Add(1)
@@ -51,7 +52,7 @@ func TestFullSyncUnderLoadDoesNotLoop(t *testing.T) {
 					if err := m.store.Set(fmt.Sprintf("w:%d", i%5000), v); err != nil {
 						return
 					}
-					time.Sleep(time.Millisecond)
+					time.Sleep(200 * time.Microsecond)
 				}
 			}()
 			defer func() { stopWriting(); wg.Wait() }()
@@ -68,7 +69,7 @@ func TestFullSyncUnderLoadDoesNotLoop(t *testing.T) {
 				return
 			}
 			require.Eventually(t, func() bool {
-				return f.r.Stats().LinkUp && m.m.Offset()-f.r.Offset() < 32<<10
+				return f.r.Stats().LinkUp && m.m.Offset()-f.r.Offset() < 8<<10
 			}, 10*time.Second, 5*time.Millisecond, "streaming live after one full resync: %+v", f.r.Stats())
 			stopWriting()
 			wg.Wait()
