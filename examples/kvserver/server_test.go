@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psyncio/psync"
+)
+
+// In-process tests: kvservers talking to each other over loopback TCP,
+// without Redis.
+
+type testServer struct {
+	*server
+	port int
+}
+
+func startServer(t *testing.T, args ...string) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	cfg, err := parseArgs(append([]string{"--port", strconv.Itoa(port)}, args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, nil)).With("server", port)
+	}
+	s, err := newServer(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return &testServer{server: s, port: port}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func (ts *testServer) client(t *testing.T) *client { return dialClient(t, ts.port) }
+
+func waitSameData(t *testing.T, a, b *testServer) {
+	t.Helper()
+	ca, cb := a.client(t), b.client(t)
+	waitSynced(t, ca, cb)
+	waitFor(t, 5*time.Second, "equal digests", func() bool { return a.store.Digest() == b.store.Digest() })
+}
+
+func TestKVServerReplicaOfKVServerWithAuth(t *testing.T) {
+	a := startServer(t, "--requirepass", "s3cret")
+	ca := a.client(t)
+	if r, _ := ca.do("SET", "k", "v"); !isErr(r, "NOAUTH") {
+		t.Fatalf("SET before AUTH: %v", r)
+	}
+	if r, _ := ca.do("AUTH", "wrong"); !isErr(r, "WRONGPASS") {
+		t.Fatalf("AUTH wrong: %v", r)
+	}
+	ca.must("AUTH", "s3cret")
+	loadAllTypes(t, ca)
+
+	b := startServer(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(a.port), "--masterauth", "s3cret")
+	cb := b.client(t)
+	waitFor(t, 10*time.Second, "link up", func() bool { return cb.infoField("replication", "master_link_status") == "up" })
+	streamWrites(t, ca, "one")
+	settle(t, ca, cb, "one")
+	if a.store.Digest() != b.store.Digest() {
+		t.Fatal("datasets differ")
+	}
+	compareDatasets(t, ca, cb)
+
+	// A replica without the password never gets in.
+	c := startServer(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(a.port))
+	time.Sleep(300 * time.Millisecond)
+	if st := c.replica.r.Stats(); st.LinkUp || st.LastError == nil {
+		t.Fatalf("replica without masterauth: %+v", st)
+	}
+}
+
+// A chain A -> B -> C; B is promoted, C continues partially with it, and
+// the old master A rejoins as B's replica, partially as its history allows.
+func TestChainPromotionAndDemotion(t *testing.T) {
+	a := startServer(t)
+	ca := a.client(t)
+	loadAllTypes(t, ca)
+	b := startServer(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(a.port))
+	c := startServer(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(b.port))
+	streamWrites(t, ca, "one")
+	settle(t, ca, b.client(t), "one")
+	waitSameData(t, a, c)
+	waitSameData(t, b, c)
+	if got, want := c.m.Position(), a.m.Position(); got != want {
+		t.Fatalf("chain positions differ: %v vs %v", got, want)
+	}
+
+	cb := b.client(t)
+	cb.must("REPLICAOF", "NO", "ONE")
+	if role := cb.must("ROLE").([]any); role[0] != "master" {
+		t.Fatalf("ROLE after promotion: %v", role)
+	}
+	pok := cb.infoInt("stats", "sync_partial_ok")
+	cb.must("SET", "after-promotion", "1")
+	waitSameData(t, b, c)
+	if got := cb.infoInt("stats", "sync_partial_ok"); got != pok+1 {
+		t.Errorf("C did not continue partially with promoted B: sync_partial_ok %d -> %d", pok, got)
+	}
+	if got := c.replica.r.Stats().FullSyncs; got != 1 {
+		t.Errorf("C full syncs = %d, want 1", got)
+	}
+
+	// The old master, still untouched since, rejoins and continues.
+	ca.must("REPLICAOF", "127.0.0.1", b.port)
+	if r, _ := ca.do("SET", "x", "y"); !isErr(r, "READONLY") {
+		t.Errorf("write on the demoted master: %v", r)
+	}
+	waitSameData(t, b, a)
+	if got := a.replica.r.Stats(); got.FullSyncs != 0 || got.PartialSyncs != 1 {
+		t.Errorf("demoted master: %d full, %d partial syncs; want 0 and 1", got.FullSyncs, got.PartialSyncs)
+	}
+}
+
+func TestWaitAndMinReplicas(t *testing.T) {
+	a := startServer(t, "--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
+	ca := a.client(t)
+	if r, _ := ca.do("SET", "k", "v"); !isErr(r, "NOREPLICAS Not enough good replicas to write.") {
+		t.Fatalf("SET without replicas: %v", r)
+	}
+	if got := ca.str("GET", "k"); got != "" {
+		t.Fatalf("reads still work: %q", got)
+	}
+	b := startServer(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(a.port))
+	waitFor(t, 10*time.Second, "a good replica", func() bool { r, _ := ca.do("SET", "k", "v"); return r == "OK" })
+	ca.must("SET", "k2", "v2")
+	if n := ca.int("WAIT", 1, 5000); n != 1 {
+		t.Errorf("WAIT 1 = %d", n)
+	}
+	if got := b.client(t).str("GET", "k2"); got != "v2" {
+		t.Errorf("after WAIT the replica has k2=%q", got)
+	}
+	start := time.Now()
+	if n := ca.int("WAIT", 2, 200); n != 1 {
+		t.Errorf("WAIT 2 = %d", n)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("WAIT 2 200 returned after %v", d)
+	}
+	ca.must("CONFIG", "SET", "min-replicas-to-write", "2")
+	if r, _ := ca.do("SET", "k", "v"); !isErr(r, "NOREPLICAS") {
+		t.Errorf("SET with 1 of 2 replicas: %v", r)
+	}
+	if cfg := toStrings(ca.must("CONFIG", "GET", "min-replicas-*")); strings.Join(cfg, " ") != "min-replicas-to-write 2 min-replicas-max-lag 10" {
+		t.Errorf("CONFIG GET min-replicas-*: %v", cfg)
+	}
+	if r, _ := b.client(t).do("WAIT", 0, 0); !isErr(r, "ERR WAIT cannot be used with replica instances") {
+		t.Errorf("WAIT on a replica: %v", r)
+	}
+}
+
+// A replica moved to another master resyncs from it; CLIENT KILL TYPE
+// master on it reconnects partially.
+func TestReplicaSwitchesMaster(t *testing.T) {
+	a := startServer(t)
+	a.client(t).must("SET", "from", "a")
+	other := startServer(t)
+	oc := other.client(t)
+	oc.must("SET", "from", "other")
+	oc.must("SADD", "only-other", "1")
+	b := startServer(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(a.port))
+	waitSameData(t, a, b)
+	cb := b.client(t)
+	if r := cb.str("REPLICAOF", "127.0.0.1", a.port); r != "OK Already connected to specified master" {
+		t.Errorf("REPLICAOF same master: %q", r)
+	}
+	cb.must("REPLICAOF", "127.0.0.1", other.port)
+	waitSameData(t, other, b)
+	if got := cb.str("GET", "from"); got != "other" {
+		t.Fatalf("after the switch: from=%q", got)
+	}
+	if n := cb.int("CLIENT", "KILL", "TYPE", "master"); n != 1 {
+		t.Fatalf("CLIENT KILL TYPE master: %d", n)
+	}
+	oc.must("SET", "after-kill", "1")
+	waitSameData(t, other, b)
+	if st := b.replica.r.Stats(); st.PartialSyncs < 1 {
+		t.Errorf("no partial resync after CLIENT KILL: %+v", st)
+	}
+	role := cb.must("ROLE").([]any)
+	if role[0] != "slave" || role[2] != int64(other.port) || role[3] != "connected" {
+		t.Errorf("ROLE: %v", role)
+	}
+}
+
+// Pipelined and inline commands, as redis-cli --pipe and telnet send them.
+func TestPipeliningAndInline(t *testing.T) {
+	s := startServer(t)
+	nc, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var batch []byte
+	const n = 5000
+	for i := range n {
+		batch = psync.AppendCommandString(batch, "SET", fmt.Sprint("p", i), fmt.Sprint(i))
+	}
+	batch = append(batch, "GET p4999\r\nPING\r\n\r\n"...)
+	go nc.Write(batch)
+	rd := bufio.NewReader(nc)
+	for i := range n {
+		if r, err := readReply(rd); err != nil || r != "OK" {
+			t.Fatalf("reply %d: %v %v", i, r, err)
+		}
+	}
+	if r, _ := readReply(rd); r != "4999" {
+		t.Fatalf("inline GET: %v", r)
+	}
+	if r, _ := readReply(rd); r != "PONG" {
+		t.Fatalf("inline PING: %v", r)
+	}
+	nc.Write([]byte("*2\r\n$3\r\nGET\r\n$2\r\np1\r\nQUIT\r\n"))
+	if r, _ := readReply(rd); r != "1" {
+		t.Fatalf("GET: %v", r)
+	}
+	if r, _ := readReply(rd); r != "OK" {
+		t.Fatalf("QUIT: %v", r)
+	}
+	if _, err := rd.ReadByte(); err != io.EOF {
+		t.Fatalf("connection open after QUIT: %v", err)
+	}
+}
+
+func TestClientCommands(t *testing.T) {
+	s := startServer(t)
+	c := s.client(t)
+	other := s.client(t)
+	other.must("PING")
+	c.must("CLIENT", "SETNAME", "tester")
+	if got := c.str("CLIENT", "GETNAME"); got != "tester" {
+		t.Errorf("GETNAME %q", got)
+	}
+	id := c.int("CLIENT", "ID")
+	if list := c.str("CLIENT", "LIST"); !strings.Contains(list, fmt.Sprintf("id=%d ", id)) || !strings.Contains(list, "name=tester") {
+		t.Errorf("CLIENT LIST:\n%s", list)
+	}
+	if n := c.int("CLIENT", "KILL", "TYPE", "normal"); n != 1 {
+		t.Errorf("CLIENT KILL TYPE normal: %d (SKIPME yes by default)", n)
+	}
+	if _, err := other.do("PING"); err == nil {
+		t.Error("killed client still served")
+	}
+	if n := c.int("CLIENT", "KILL", "TYPE", "master"); n != 0 {
+		t.Errorf("CLIENT KILL TYPE master on a master: %d", n)
+	}
+	if r := c.must("COMMAND", "DOCS"); len(r.([]any)) != 0 {
+		t.Errorf("COMMAND DOCS: %v", r)
+	}
+	if cfg := toStrings(c.must("CONFIG", "GET", "save", "appendonly")); strings.Join(cfg, ",") != "save,,appendonly,no" {
+		t.Errorf("CONFIG GET: %q", cfg)
+	}
+}
