@@ -60,3 +60,55 @@ func BenchmarkFeed(b *testing.B) {
 		})
 	}
 }
+
+type noopApplier struct{}
+
+func (noopApplier) Apply(psync.Command) error { return nil }
+
+// BenchmarkStreamTCP measures the stream from Feed to a replica that parses
+// every command (no-op applier), over TCP loopback.
+func BenchmarkStreamTCP(b *testing.B) {
+	s := psynctest.NewStore()
+	m, err := psync.NewMaster(psync.MasterConfig{Snapshotter: s, BacklogSize: 64 << 20, Logger: quiet})
+	require.NoError(b, err)
+	defer m.Close()
+	s.SetMaster(m)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go m.Serve(context.Background(), c)
+		}
+	}()
+	r, err := psync.NewReplica(psync.ReplicaConfig{
+		Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", ln.Addr().String())
+		},
+		Loader: s, Applier: noopApplier{}, Logger: quiet,
+	})
+	require.NoError(b, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	require.Eventually(b, func() bool { return r.Stats().LinkUp }, 10*time.Second, time.Millisecond)
+	batch := make([]byte, 0, 64*len(setCmd))
+	for i := 0; i < 64; i++ {
+		batch = append(batch, setCmd...)
+	}
+	b.SetBytes(int64(len(setCmd)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 64 {
+		m.Feed(batch)
+		// Stay within the backlog: wait when the replica is 32 MiB behind.
+		if m.Offset()-r.Offset() > 32<<20 {
+			_ = r.WaitOffset(ctx, m.Offset()-16<<20)
+		}
+	}
+	require.NoError(b, r.WaitOffset(ctx, m.Offset()))
+}

@@ -143,6 +143,7 @@ type Master struct {
 	partialOK  atomic.Int64
 	partialErr atomic.Int64
 	bytesSent  atomic.Int64
+	bytesRecv  atomic.Int64
 	lastFull   atomic.Int64 // duration of the last full resync, ns
 	needed     atomic.Int64 // backlog size the last refused PSYNC needed
 
@@ -330,7 +331,7 @@ func (m *Master) Serve(ctx context.Context, rw io.ReadWriter) error {
 		return err
 	}
 	defer m.detach(l)
-	cr := newCommandReader(rw, m.cfg.Limits, true, 4<<10)
+	cr := newCommandReader(recvCounter{rw, &m.bytesRecv}, m.cfg.Limits, true, 4<<10)
 	req, err := m.handshake(l, cr)
 	if err != nil {
 		return m.linkEnded(l, err)
@@ -360,7 +361,7 @@ func (m *Master) ServeSync(ctx context.Context, rw io.ReadWriter, info ReplicaIn
 		return err
 	}
 	defer m.detach(l)
-	cr := newCommandReader(rw, m.cfg.Limits, true, 4<<10)
+	cr := newCommandReader(recvCounter{rw, &m.bytesRecv}, m.cfg.Limits, true, 4<<10)
 	return m.linkEnded(l, m.serveSync(l, cr, req))
 }
 
@@ -881,6 +882,18 @@ func (m *Master) runFullSync(s *fullSync) {
 	m.log.Info("snapshot sent", "offset", off, "bytes", n, "replicas", len(fo.links), "err", err)
 }
 
+// recvCounter counts the bytes the master reads from replicas.
+type recvCounter struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c recvCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
 type fileSource struct{ f *os.File }
 
 func (s fileSource) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, s.f) }
@@ -946,7 +959,9 @@ type MasterStats struct {
 	FullSyncs  int64
 	PartialOK  int64
 	PartialErr int64
-	BytesSent  int64
+	// BytesSent and BytesReceived count what crossed every replica link.
+	BytesSent     int64
+	BytesReceived int64
 	// LastFullSync is how long the last full resync took, from the request to
 	// the end of the snapshot.
 	LastFullSync time.Duration
@@ -992,7 +1007,7 @@ func (m *Master) Stats() MasterStats {
 		Offset: st.Offset, BacklogSize: m.backlog.Size(), BacklogFirst: st.BacklogFirst,
 		BacklogLen: int(st.Offset - st.BacklogFirst + 1),
 		FullSyncs:  m.fullSyncs.Load(), PartialOK: m.partialOK.Load(), PartialErr: m.partialErr.Load(),
-		BytesSent: m.bytesSent.Load(), LastFullSync: time.Duration(m.lastFull.Load()),
+		BytesSent: m.bytesSent.Load(), BytesReceived: m.bytesRecv.Load(), LastFullSync: time.Duration(m.lastFull.Load()),
 		WriteRate: m.writeRate(), BacklogNeeded: m.needed.Load(),
 	}
 	now := time.Now().UnixNano()
