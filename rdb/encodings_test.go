@@ -31,11 +31,15 @@ func TestCRC64(t *testing.T) {
 		}
 		return crc
 	}
-	data := make([]byte, 300)
+	data := make([]byte, 5*4*crcPart+300)
 	for i := range data {
 		data[i] = byte(i*7 + i>>3)
 	}
-	for n := 0; n <= len(data); n += 7 {
+	lens := []int{4 * crcPart, 4*crcPart - 1, 4*crcPart + 1, 8 * crcPart, len(data)}
+	for n := 0; n <= 300; n += 7 {
+		lens = append(lens, n)
+	}
+	for _, n := range lens {
 		want := bitwise(0, data[:n])
 		assert.Equal(t, want, CRC64(0, data[:n]), "len %d", n)
 		assert.Equal(t, want, CRC64(CRC64(0, data[:n/3]), data[n/3:n]), "len %d split", n)
