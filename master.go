@@ -331,7 +331,7 @@ func (m *Master) Serve(ctx context.Context, rw io.ReadWriter) error {
 		return err
 	}
 	defer m.detach(l)
-	cr := newCommandReader(recvCounter{rw, &m.bytesRecv}, m.cfg.Limits, true, 4<<10)
+	cr := newCommandReader(recvCounter{rw, &m.bytesRecv, m.cfg.Timeout}, m.cfg.Limits, true, 4<<10)
 	req, err := m.handshake(l, cr)
 	if err != nil {
 		return m.linkEnded(l, err)
@@ -361,7 +361,7 @@ func (m *Master) ServeSync(ctx context.Context, rw io.ReadWriter, info ReplicaIn
 		return err
 	}
 	defer m.detach(l)
-	cr := newCommandReader(recvCounter{rw, &m.bytesRecv}, m.cfg.Limits, true, 4<<10)
+	cr := newCommandReader(recvCounter{rw, &m.bytesRecv, m.cfg.Timeout}, m.cfg.Limits, true, 4<<10)
 	return m.linkEnded(l, m.serveSync(l, cr, req))
 }
 
@@ -882,16 +882,37 @@ func (m *Master) runFullSync(s *fullSync) {
 	m.log.Info("snapshot sent", "offset", off, "bytes", n, "replicas", len(fo.links), "err", err)
 }
 
-// recvCounter counts the bytes the master reads from replicas.
+// recvCounter counts the bytes the master reads from replicas, and sets a
+// read deadline of Timeout before each read where the transport has one.
 type recvCounter struct {
-	r io.Reader
-	n *atomic.Int64
+	r       io.Reader
+	n       *atomic.Int64
+	timeout time.Duration
 }
 
 func (c recvCounter) Read(p []byte) (int, error) {
+	setReadDeadline(c.r, c.timeout)
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
-	return n, err
+	return n, timeoutErr(err, c.timeout)
+}
+
+// timeoutErr makes a transport's deadline error an ErrTimeout.
+func timeoutErr(err error, timeout time.Duration) error {
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: nothing read for %v: %w", ErrTimeout, timeout, err)
+	}
+	return err
+}
+
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+// setReadDeadline bounds the next read on transports that support it; on
+// the others the link watchdogs close the link instead.
+func setReadDeadline(r io.Reader, timeout time.Duration) {
+	if d, ok := r.(readDeadliner); ok {
+		_ = d.SetReadDeadline(time.Now().Add(timeout))
+	}
 }
 
 type fileSource struct{ f *os.File }

@@ -383,6 +383,7 @@ type countingReader struct {
 }
 
 func (c countingReader) Read(p []byte) (int, error) {
+	setReadDeadline(c.rd, c.l.r.cfg.Timeout)
 	n, err := c.rd.Read(p)
 	if n > 0 {
 		now := time.Now().UnixNano()
@@ -390,7 +391,7 @@ func (c countingReader) Read(p []byte) (int, error) {
 		c.l.r.lastIO.Store(now)
 		c.l.lastIO.Store(now)
 	}
-	return n, err
+	return n, timeoutErr(err, c.l.r.cfg.Timeout)
 }
 
 // runLink dials, syncs and streams until the link fails. streamed reports
