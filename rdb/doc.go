@@ -44,7 +44,7 @@
 //
 // Writer emits version 10 by default: strings raw or integer-encoded (LZF
 // with WriterOptions.Compress), lists as quicklist 2 with listpack nodes of
-// at most 8 KiB and plain nodes for larger elements, sets as type 2, hashes
-// as type 4, sorted sets as type 5, expiry as EXPIRETIME_MS, AUX fields as
+// at most 8 KiB (a larger element gets a node of its own, plain from 1 GiB,
+// as Redis 7.0 does), sets as type 2, hashes as type 4, sorted sets as type 5, expiry as EXPIRETIME_MS, AUX fields as
 // given, SELECTDB with RESIZEDB, and a correct checksum.
 package rdb

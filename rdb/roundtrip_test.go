@@ -231,7 +231,7 @@ func TestWriterStickyError(t *testing.T) {
 
 func TestListNodes(t *testing.T) {
 	// 3000 elements of 10 bytes fill several 8 KiB nodes; a 20 KiB element
-	// gets a plain node.
+	// gets a node of its own.
 	e := &Entry{Key: []byte("l"), Kind: KindList, Idle: -1, Freq: -1}
 	for i := range 3000 {
 		e.List = append(e.List, []byte(fmt.Sprintf("elem-%05d", i)))
@@ -244,5 +244,5 @@ func TestListNodes(t *testing.T) {
 	// header 9, SELECTDB+RESIZEDB 5, type 1, key 2, then the node count.
 	assert.Equal(t, byte(typeListQuicklist2), data[14])
 	nodes := data[17]
-	assert.EqualValues(t, 7, nodes, "5 listpack nodes of <= 682 12-byte entries, 1 plain, 1 tail")
+	assert.EqualValues(t, 7, nodes, "5 listpack nodes of <= 682 12-byte entries, 1 for the big element, 1 tail")
 }

@@ -42,7 +42,7 @@ type WriterOptions struct {
 	Compress bool
 
 	// ListNodeSize is the largest listpack node written for a list, in
-	// bytes. Larger elements are written as plain nodes. 0 means
+	// bytes; a larger element gets a node of its own. 0 means
 	// DefaultListNodeSize.
 	ListNodeSize int
 }
@@ -297,8 +297,13 @@ func (w *Writer) putString(s []byte) {
 	w.putRaw(s)
 }
 
+// plainNodeMin is the element size from which Redis 7.0 uses plain
+// quicklist nodes (its default list packed threshold, 1 GiB).
+const plainNodeMin = 1 << 30
+
 // putList writes a quicklist 2 body: listpack nodes of at most nodeSize
-// bytes, and a plain node for any element too large for one.
+// bytes; an element too large for one gets a listpack node of its own, or
+// a plain node from 1 GiB, as Redis 7.0 does.
 func (w *Writer) putList(list [][]byte) {
 	// Count nodes first so the count can precede them; this mirrors the
 	// loop below.
@@ -345,9 +350,16 @@ func (w *Writer) putList(list [][]byte) {
 		es := lpEntrySize(v)
 		if lpHeaderSize+es+1 > w.nodeSize {
 			emit()
-			w.buf = appendLen(w.buf, containerPlain)
-			w.putString(v)
-			w.maybeFlush()
+			if len(v) >= plainNodeMin {
+				w.buf = appendLen(w.buf, containerPlain)
+				w.putString(v)
+				w.maybeFlush()
+				continue
+			}
+			// A node of its own, as Redis 7.0 stores such elements.
+			w.lp = lpAppend(append(w.lp[:0], 0, 0, 0, 0, 0, 0), v)
+			cnt = 1
+			emit()
 			continue
 		}
 		if cnt > 0 && len(w.lp)+es+1 > w.nodeSize {
