@@ -112,3 +112,155 @@ func BenchmarkStreamTCP(b *testing.B) {
 	}
 	require.NoError(b, r.WaitOffset(ctx, m.Offset()))
 }
+
+// BenchmarkPartialResync measures a cut link's way back to streaming: the
+// replica notices the cut, redials, handshakes, gets +CONTINUE and applies
+// the next write.
+func BenchmarkPartialResync(b *testing.B) {
+	for _, tr := range []string{"pipe", "tcp"} {
+		b.Run(tr, func(b *testing.B) {
+			s := psynctest.NewStore()
+			m, err := psync.NewMaster(psync.MasterConfig{Snapshotter: s, Logger: quiet})
+			require.NoError(b, err)
+			defer m.Close()
+			s.SetMaster(m)
+			var last io.Closer
+			var dial func(context.Context) (io.ReadWriteCloser, error)
+			if tr == "pipe" {
+				d := psynctest.NewDialer(m)
+				defer d.Close()
+				dial = func(ctx context.Context) (io.ReadWriteCloser, error) {
+					c, err := d.Dial(ctx)
+					last = c
+					return c, err
+				}
+			} else {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				require.NoError(b, err)
+				defer ln.Close()
+				go func() {
+					for {
+						c, err := ln.Accept()
+						if err != nil {
+							return
+						}
+						go m.Serve(context.Background(), c)
+					}
+				}()
+				dial = func(ctx context.Context) (io.ReadWriteCloser, error) {
+					var d net.Dialer
+					c, err := d.DialContext(ctx, "tcp", ln.Addr().String())
+					last = c
+					return c, err
+				}
+			}
+			rs := psynctest.NewStore()
+			r, err := psync.NewReplica(psync.ReplicaConfig{Dial: dial, Loader: rs, Applier: rs, Logger: quiet})
+			require.NoError(b, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go r.Run(ctx)
+			require.NoError(b, s.Set("k", "v"))
+			require.NoError(b, r.WaitOffset(ctx, m.Offset()))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				last.Close()
+				require.NoError(b, s.Set("k", "v"))
+				require.NoError(b, r.WaitOffset(ctx, m.Offset()))
+			}
+			b.StopTimer()
+			require.EqualValues(b, b.N, r.Stats().PartialSyncs)
+		})
+	}
+}
+
+// zeroSnapshot is a snapshot of n bytes that costs nothing to produce.
+type zeroSnapshot struct{ n, off int64 }
+
+func (z zeroSnapshot) Offset() int64 { return z.off }
+func (z zeroSnapshot) Len() int64    { return z.n }
+func (z zeroSnapshot) Release()      {}
+func (z zeroSnapshot) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var done int64
+	for done < z.n {
+		k, err := w.Write(buf[:min(int64(len(buf)), z.n-done)])
+		done += int64(k)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+type zeroSnapshotter struct {
+	n int64
+	m *psync.Master
+}
+
+func (z *zeroSnapshotter) Snapshot(context.Context) (psync.Snapshot, error) {
+	return zeroSnapshot{n: z.n, off: z.m.Offset()}, nil
+}
+
+type discardLoader struct{}
+
+type discarded struct{}
+
+func (discarded) Commit()  {}
+func (discarded) Discard() {}
+
+func (discardLoader) Load(_ context.Context, r io.Reader, _ psync.SnapshotInfo) (psync.LoadedSnapshot, error) {
+	_, err := io.Copy(io.Discard, r)
+	return discarded{}, err
+}
+
+// BenchmarkSnapshotTransfer measures a full resync of a 256 MiB snapshot,
+// from the replica's start to the loaded snapshot, over net.Pipe and TCP.
+func BenchmarkSnapshotTransfer(b *testing.B) {
+	const size = 256 << 20
+	for _, tr := range []string{"pipe", "tcp"} {
+		b.Run(tr, func(b *testing.B) {
+			zs := &zeroSnapshotter{n: size}
+			m, err := psync.NewMaster(psync.MasterConfig{Snapshotter: zs, Logger: quiet, FullSyncDelay: -1})
+			require.NoError(b, err)
+			defer m.Close()
+			zs.m = m
+			var dial func(context.Context) (io.ReadWriteCloser, error)
+			if tr == "pipe" {
+				d := psynctest.NewDialer(m)
+				defer d.Close()
+				dial = d.Dial
+			} else {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				require.NoError(b, err)
+				defer ln.Close()
+				go func() {
+					for {
+						c, err := ln.Accept()
+						if err != nil {
+							return
+						}
+						go m.Serve(context.Background(), c)
+					}
+				}()
+				dial = func(ctx context.Context) (io.ReadWriteCloser, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "tcp", ln.Addr().String())
+				}
+			}
+			b.SetBytes(size)
+			for i := 0; i < b.N; i++ {
+				r, err := psync.NewReplica(psync.ReplicaConfig{Dial: dial, Loader: discardLoader{}, Applier: noopApplier{}, Logger: quiet, SingleLink: true})
+				require.NoError(b, err)
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan struct{})
+				go func() { defer close(done); r.Run(ctx) }()
+				for r.Stats().FullSyncs == 0 {
+					time.Sleep(100 * time.Microsecond)
+				}
+				cancel()
+				<-done
+			}
+		})
+	}
+}
