@@ -435,6 +435,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		{"SYNC", "", "", "1"},
 		{"PSYNC", "0123456789ABCDEF0123456789ABCDEF0123456g", "1", "3"},
 		{"PSYNC", "?", "-5", "3"},
+		{"PSYNC", string(fuzzReplID), "4611686018427387904", "3"}, // regression: 19-digit offsets were refused
 	} {
 		q := func(s string) string { return "string(" + strconv.Quote(s) + ")" }
 		write("FuzzParseSyncRequest", i, q(a[0]), q(a[1]), q(a[2]), "uint8("+a[3]+")")
