@@ -276,6 +276,7 @@ type link struct {
 	cancel context.CancelCauseFunc
 
 	state      atomic.Int32
+	legacy     atomic.Bool  // synced with SYNC: never ACKs, never timed out for it
 	sent       atomic.Int64 // offset of the last stream byte written
 	ack        atomic.Int64
 	ackTime    atomic.Int64 // unix ns of the last ACK
@@ -331,7 +332,7 @@ func (m *Master) Serve(ctx context.Context, rw io.ReadWriter) error {
 		return err
 	}
 	defer m.detach(l)
-	cr := newCommandReader(recvCounter{rw, &m.bytesRecv, m.cfg.Timeout}, m.cfg.Limits, true, 4<<10)
+	cr := newCommandReader(recvCounter{rw, l}, m.cfg.Limits, true, 4<<10)
 	req, err := m.handshake(l, cr)
 	if err != nil {
 		return m.linkEnded(l, err)
@@ -361,7 +362,7 @@ func (m *Master) ServeSync(ctx context.Context, rw io.ReadWriter, info ReplicaIn
 		return err
 	}
 	defer m.detach(l)
-	cr := newCommandReader(recvCounter{rw, &m.bytesRecv, m.cfg.Timeout}, m.cfg.Limits, true, 4<<10)
+	cr := newCommandReader(recvCounter{rw, l}, m.cfg.Limits, true, 4<<10)
 	return m.linkEnded(l, m.serveSync(l, cr, req))
 }
 
@@ -491,7 +492,9 @@ func (l *link) watch() {
 				l.cancel(fmt.Errorf("%w: handshake not completed in %v", ErrTimeout, m.cfg.Timeout))
 			case ws != 0 && now.UnixNano()-ws > int64(m.cfg.Timeout):
 				l.cancel(fmt.Errorf("%w: write blocked for %v", ErrTimeout, m.cfg.Timeout))
-			case st == stateOnline && now.UnixNano()-l.ackTime.Load() > int64(m.cfg.Timeout):
+			case st == stateOnline && !l.legacy.Load() && now.UnixNano()-l.ackTime.Load() > int64(m.cfg.Timeout):
+				// As Redis, a SYNC (pre-PSYNC) peer such as redis-cli
+				// --replica never ACKs and is not timed out for it.
 				l.cancel(fmt.Errorf("%w: no ACK for %v", ErrTimeout, m.cfg.Timeout))
 			case st == stateOnline && m.backlog.Offset()-l.sent.Load() > m.cfg.MaxLag:
 				l.cancel(fmt.Errorf("%w: %d unsent bytes, limit %d", ErrReplicaTooFar, m.backlog.Offset()-l.sent.Load(), m.cfg.MaxLag))
@@ -607,6 +610,7 @@ func (m *Master) serveSync(l *link, cr *CommandReader, req SyncRequest) error {
 		l.markOnline()
 		return m.stream(l, cr, req.Offset)
 	}
+	l.legacy.Store(req.Legacy)
 	if !req.Legacy && req.ReplID != "" {
 		m.partialErr.Add(1)
 		if req.ReplID == st.ReplID && req.Offset < st.BacklogFirst {
@@ -885,16 +889,23 @@ func (m *Master) runFullSync(s *fullSync) {
 // recvCounter counts the bytes the master reads from replicas, and sets a
 // read deadline of Timeout before each read where the transport has one.
 type recvCounter struct {
-	r       io.Reader
-	n       *atomic.Int64
-	timeout time.Duration
+	r io.Reader
+	l *link
 }
 
 func (c recvCounter) Read(p []byte) (int, error) {
-	setReadDeadline(c.r, c.timeout)
+	timeout := c.l.m.cfg.Timeout
+	if c.l.legacy.Load() {
+		// A SYNC peer never writes once synced: no read deadline.
+		if d, ok := c.r.(readDeadliner); ok {
+			_ = d.SetReadDeadline(time.Time{})
+		}
+	} else {
+		setReadDeadline(c.r, timeout)
+	}
 	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, timeoutErr(err, c.timeout)
+	c.l.m.bytesRecv.Add(int64(n))
+	return n, timeoutErr(err, timeout)
 }
 
 // timeoutErr makes a transport's deadline error an ErrTimeout.

@@ -17,15 +17,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestBugLegacySyncReplicaDroppedWithoutAcks: a peer that replicates with
+// TestLegacySyncReplicaNotDroppedWithoutAcks: a peer that replicates with
 // the legacy SYNC (redis-cli --replica, pre-2.8 replicas) never sends
 // REPLCONF ACK, and Redis never times it out for that (replicationCron
 // skips CLIENT_PRE_PSYNC replicas in its ACK timeout check). psync's master
 // drops it after Timeout with "no ACK", so `redis-cli --replica` against a
 // psync master stops after repl-timeout.
-func TestBugLegacySyncReplicaDroppedWithoutAcks(t *testing.T) {
-	t.Skip("bug: master.go drops legacy SYNC replicas for lack of ACKs; Redis exempts them (CLIENT_PRE_PSYNC)")
-
+func TestLegacySyncReplicaNotDroppedWithoutAcks(t *testing.T) {
 	store := psynctest.NewStore()
 	m, err := psync.NewMaster(psync.MasterConfig{
 		Snapshotter: store, Timeout: 200 * time.Millisecond, PingPeriod: -1, FullSyncDelay: -1,
