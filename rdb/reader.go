@@ -46,9 +46,12 @@ type ReaderOptions struct {
 
 // Reader decodes an RDB stream one key at a time.
 //
-// The Reader buffers its input and may read past the end of the RDB; after
-// Next returns io.EOF, Buffered returns the bytes read but not consumed. A
-// Reader is not safe for concurrent use.
+// The Reader buffers its input (up to three 64 KiB buffers) and may read
+// past the end of the RDB; after Next returns io.EOF, Buffered returns the
+// bytes read but not consumed. Full buffers are checksummed on short-lived
+// goroutines while decoding continues; each ends once its chunk is summed,
+// so an abandoned Reader needs no Close. A Reader is not safe for
+// concurrent use.
 type Reader struct {
 	rd      io.Reader
 	buf     []byte
