@@ -92,8 +92,18 @@ func TestRedisLoadsWriterOutput(t *testing.T) {
 	server := requireTool(t, "redis-server")
 	checker := requireTool(t, "redis-check-rdb")
 	es := redisFixture()
-	for _, compress := range []bool{false, true} {
-		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) {
+	for _, tc := range []struct {
+		compress bool
+		conf     []string
+	}{
+		{false, nil},
+		// Redis then saves LZF-compressed quicklist nodes, small nodes and
+		// hashtable-encoded small collections for the reader to decode.
+		{true, []string{"--list-compress-depth", "1", "--list-max-listpack-size", "4",
+			"--hash-max-listpack-entries", "2", "--zset-max-listpack-entries", "2", "--set-max-intset-entries", "2"}},
+	} {
+		compress := tc.compress
+		t.Run(fmt.Sprintf("compress=%v/conf=%v", compress, tc.conf), func(t *testing.T) {
 			dir := t.TempDir()
 			aux := []AuxField{{"redis-ver", "7.0.15"}, {"redis-bits", "64"}, {"ctime", strconv.FormatInt(time.Now().Unix(), 10)},
 				{"repl-stream-db", "0"}, {"repl-id", strings.Repeat("7", 40)}, {"repl-offset", "1000"}}
@@ -105,7 +115,7 @@ func TestRedisLoadsWriterOutput(t *testing.T) {
 			require.NoError(t, err, "redis-check-rdb: %s", out)
 			assert.Contains(t, string(out), "RDB looks OK")
 
-			c := startRedis(t, server, dir)
+			c := startRedis(t, server, dir, tc.conf...)
 			assert.EqualValues(t, countDB(es, 0), c.do(t, "DBSIZE"))
 			assert.Equal(t, "+OK", c.do(t, "SELECT", "1"))
 			assert.EqualValues(t, countDB(es, 1), c.do(t, "DBSIZE"))
@@ -157,7 +167,7 @@ type respConn struct {
 
 // startRedis starts redis-server on a free port in 7400-7499 loading
 // dir/dump.rdb and returns a connection to it.
-func startRedis(t *testing.T, server, dir string) *respConn {
+func startRedis(t *testing.T, server, dir string, conf ...string) *respConn {
 	t.Helper()
 	var port int
 	for p := 7400 + rand.IntN(100); ; p++ {
@@ -174,6 +184,7 @@ func startRedis(t *testing.T, server, dir string) *respConn {
 	cmd := exec.Command(server, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
 		"--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no", "--daemonize", "no",
 		"--logfile", filepath.Join(dir, "redis.log"))
+	cmd.Args = append(cmd.Args, conf...)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
