@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -407,5 +408,30 @@ func TestChecksumLargeFile(t *testing.T) {
 		assert.ErrorIs(t, err, ErrChecksum, "flip at %d", at)
 		_, _, err = readAll(t, bad, ReaderOptions{SkipChecksum: true})
 		assert.NoError(t, err, "flip at %d", at)
+	}
+}
+
+// TestHostileLengthsDoNotAllocate checks that lengths and counts claimed by
+// the input do not size allocations: memory grows only with bytes present.
+func TestHostileLengthsDoNotAllocate(t *testing.T) {
+	big := lenb(400 << 20)
+	cases := map[string][]byte{
+		"string":     rdbFile(10, []byte{typeString}, raw("k"), big, []byte("only a few bytes")),
+		"lzf":        rdbFile(10, []byte{typeString}, raw("k"), []byte{0xC3}, lenb(10), big, make([]byte, 10)),
+		"lzf clen":   rdbFile(10, []byte{typeString}, raw("k"), []byte{0xC3}, big, lenb(10), make([]byte, 10)),
+		"list count": rdbFile(10, []byte{typeListLinked}, raw("k"), big, raw("a"), raw("b")),
+		"hash count": rdbFile(10, []byte{typeHash}, raw("k"), big, raw("a"), raw("b")),
+		"zset count": rdbFile(10, []byte{typeZSet2}, raw("k"), big, raw("a"), make([]byte, 8)),
+		"quicklist":  rdbFile(10, []byte{typeListQuicklist2}, raw("k"), big, lenb(2), rawb(buildListpack("a"))),
+		"stream":     rdbFile(10, []byte{typeStreamLP2}, raw("k"), big),
+	}
+	for name, data := range cases {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, _, err := readAll(t, data, ReaderOptions{})
+		runtime.ReadMemStats(&after)
+		assert.ErrorIs(t, err, ErrCorrupt, name)
+		assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(4<<20), name)
 	}
 }
