@@ -435,3 +435,38 @@ func TestHostileLengthsDoNotAllocate(t *testing.T) {
 		assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(4<<20), name)
 	}
 }
+
+// streamBody builds a stream value with one listpack node, one consumer
+// group with one pending entry and one consumer, in the layout of type typ.
+func streamBody(typ byte) []byte {
+	id := make([]byte, 16)
+	b := cat(lenb(1), rawb(id), rawb(buildListpack("f", "v")),
+		lenb(3), lenb(1700000000000), lenb(1)) // length, last id
+	if typ >= typeStreamLP2 {
+		b = cat(b, lenb(1700000000000), lenb(0), lenb(0), lenb(0), lenb(3)) // first id, max deleted id, entries added
+	}
+	b = cat(b, lenb(1), raw("grp"), lenb(1700000000000), lenb(1)) // groups, name, last id
+	if typ >= typeStreamLP2 {
+		b = cat(b, lenb(2)) // entries read
+	}
+	b = cat(b, lenb(1), id, make([]byte, 8), lenb(1))  // pel: id, delivery time, count
+	b = cat(b, lenb(1), raw("alice"), make([]byte, 8)) // consumers, name, seen time
+	if typ >= typeStreamLP3 {
+		b = cat(b, make([]byte, 8)) // active time
+	}
+	return cat(b, lenb(1), id) // consumer pel
+}
+
+func TestStreamSkipLayouts(t *testing.T) {
+	for _, typ := range []byte{typeStreamListpacks, typeStreamLP2, typeStreamLP3} {
+		data := rdbFile(11, []byte{typ}, raw("s"), streamBody(typ), []byte{typeString}, raw("after"), raw("v"))
+		var skipped []string
+		es, _, err := readAll(t, data, ReaderOptions{SkipUnsupported: true, OnSkip: func(_ int, key []byte, rt byte) {
+			skipped = append(skipped, string(key)+"/"+TypeName(rt))
+		}})
+		require.NoError(t, err, "type %d", typ)
+		assert.Equal(t, []string{"s/stream"}, skipped)
+		require.Len(t, es, 1)
+		assert.Equal(t, "after", string(es[0].Key))
+	}
+}
