@@ -256,15 +256,45 @@ func parseInt(b []byte) (int64, bool) {
 
 const maxHeaderLine = 32
 
+// scanLen parses the length line of an array or bulk header whose type byte
+// is at p: digits (with an optional '-') then CRLF. It returns the length and
+// the index after the CRLF, or next < 0 when the line is incomplete.
+func (c *CommandReader) scanLen(p int) (n int64, next int, err error) {
+	i := p + 1
+	neg := false
+	if i < c.w && c.buf[i] == '-' {
+		neg = true
+		i++
+	}
+	digits := 0
+	for ; i < c.w; i++ {
+		ch := c.buf[i]
+		if ch < '0' || ch > '9' {
+			break
+		}
+		if digits == 18 {
+			return 0, -1, fmt.Errorf("%w: %w: length line too long", ErrProtocol, ErrTooLarge)
+		}
+		n = n*10 + int64(ch-'0')
+		digits++
+	}
+	if i+1 >= c.w {
+		return 0, -1, nil // incomplete
+	}
+	if digits == 0 || c.buf[i] != '\r' || c.buf[i+1] != '\n' {
+		return 0, -1, fmt.Errorf("%w: bad length line %q", ErrProtocol, truncate(string(c.buf[p:min(i+2, c.w)]), 32))
+	}
+	if neg {
+		n = -n
+	}
+	return n, i + 2, nil
+}
+
 func (c *CommandReader) parseArray() (Command, bool, error) {
 	if c.pn < 0 {
-		e, err := c.line(c.r, maxHeaderLine)
-		if e < 0 {
+		n, next, err := c.scanLen(c.r)
+		if next < 0 {
 			return Command{}, false, err
-		}
-		n, ok := parseInt(c.buf[c.r+1 : e])
-		if !ok {
-			return Command{}, false, fmt.Errorf("%w: bad array length %q", ErrProtocol, c.buf[c.r+1:e])
 		}
 		if n > int64(c.lim.MaxArgs) {
 			return Command{}, false, fmt.Errorf("%w: %w: %d arguments, limit %d", ErrProtocol, ErrTooLarge, n, c.lim.MaxArgs)
@@ -272,7 +302,7 @@ func (c *CommandReader) parseArray() (Command, bool, error) {
 		if n < 0 {
 			n = 0
 		}
-		c.pn, c.pi, c.poff = int(n), 0, e+2-c.r
+		c.pn, c.pi, c.poff = int(n), 0, next-c.r
 		c.spans = c.spans[:0]
 	}
 	for c.pi < c.pn {
@@ -283,18 +313,16 @@ func (c *CommandReader) parseArray() (Command, bool, error) {
 		if c.buf[p] != '$' {
 			return Command{}, false, fmt.Errorf("%w: expected '$', got %q", ErrProtocol, c.buf[p])
 		}
-		e, err := c.line(p, maxHeaderLine)
-		if e < 0 {
+		l, start, err := c.scanLen(p)
+		if start < 0 {
 			return Command{}, false, err
 		}
-		l, ok := parseInt(c.buf[p+1 : e])
-		if !ok || l < 0 {
-			return Command{}, false, fmt.Errorf("%w: bad bulk length %q", ErrProtocol, c.buf[p+1:e])
+		if l < 0 {
+			return Command{}, false, fmt.Errorf("%w: negative bulk length %d", ErrProtocol, l)
 		}
 		if l > c.lim.MaxBulk {
 			return Command{}, false, fmt.Errorf("%w: %w: bulk of %d bytes, limit %d", ErrProtocol, ErrTooLarge, l, c.lim.MaxBulk)
 		}
-		start := e + 2
 		if int64(c.w-start) < l+2 {
 			return Command{}, false, nil
 		}
@@ -307,11 +335,13 @@ func (c *CommandReader) parseArray() (Command, bool, error) {
 		c.pi++
 	}
 	args := c.args[:0]
+	base := c.buf[c.r:]
 	for i := 0; i < len(c.spans); i += 2 {
-		args = append(args, c.buf[c.r+c.spans[i]:c.r+c.spans[i+1]:c.r+c.spans[i+1]])
+		s, e := c.spans[i], c.spans[i+1]
+		args = append(args, base[s:e:e])
 	}
 	c.args = args
-	raw := c.buf[c.r : c.r+c.poff : c.r+c.poff]
+	raw := base[:c.poff:c.poff]
 	c.r += c.poff
 	c.consumed += int64(c.poff)
 	c.pn = -1
