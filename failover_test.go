@@ -57,15 +57,33 @@ func (s *switchable) Dial(ctx context.Context) (io.ReadWriteCloser, error) {
 	return d(ctx)
 }
 
+// dialerFor returns an in-process dialer to m over the named transport.
+func dialerFor(t *testing.T, m *psync.Master, transport string) *psynctest.Dialer {
+	t.Helper()
+	if transport == "tcp" {
+		d, err := psynctest.NewTCPDialer(m)
+		require.NoError(t, err)
+		t.Cleanup(d.Close)
+		return d
+	}
+	d := psynctest.NewDialer(m)
+	t.Cleanup(d.Close)
+	return d
+}
+
 func TestChainedReplicationByteForByte(t *testing.T) {
+	for _, tr := range []string{"pipe", "tcp"} {
+		t.Run(tr, func(t *testing.T) { testChain(t, tr) })
+	}
+}
+
+func testChain(t *testing.T, tr string) {
 	top := newMaster(t, psync.MasterConfig{BacklogSize: 64 << 10})
-	d1 := psynctest.NewDialer(top.m)
-	t.Cleanup(d1.Close)
+	d1 := dialerFor(t, top.m, tr)
 	writeN(t, top, "a", 100, 20)
 	mid := startChainNode(t, gated(d1.Dial), nil)
 	waitSynced(t, mid.follower, top)
-	d2 := psynctest.NewDialer(mid.m)
-	t.Cleanup(d2.Close)
+	d2 := dialerFor(t, mid.m, tr)
 	leaf := startReplica(t, d2.Dial, nil)
 	writeN(t, top, "b", 100, 20)
 	waitSynced(t, mid.follower, top)
@@ -124,9 +142,14 @@ func TestSubReplicaRefusedWhileMasterLinkDown(t *testing.T) {
 // Promote a replica with three others attached to the same master: all
 // three continue with +CONTINUE <newid>, no snapshot.
 func TestPromotionKeepsOthersPartial(t *testing.T) {
+	for _, tr := range []string{"pipe", "tcp"} {
+		t.Run(tr, func(t *testing.T) { testPromotion(t, tr) })
+	}
+}
+
+func testPromotion(t *testing.T, tr string) {
 	old := newMaster(t, psync.MasterConfig{BacklogSize: 64 << 10})
-	d0 := psynctest.NewDialer(old.m)
-	t.Cleanup(d0.Close)
+	d0 := dialerFor(t, old.m, tr)
 	writeN(t, old, "a", 100, 20)
 
 	var cand *chainNode
@@ -170,8 +193,7 @@ func TestPromotionKeepsOthersPartial(t *testing.T) {
 	assert.Equal(t, oldPos.Offset+1, st.SecondOffset)
 
 	// The others are pointed at the new master.
-	d1 := psynctest.NewDialer(cand.m)
-	t.Cleanup(d1.Close)
+	d1 := dialerFor(t, cand.m, tr)
 	for _, d := range dials {
 		d.set(d1.Dial)
 	}

@@ -189,6 +189,8 @@ type Dialer struct {
 	OnDial func(*Conn)
 	errs   []error
 	closed bool
+
+	ln net.Listener // with NewTCPDialer: the master's listener on 127.0.0.1
 }
 
 // NewDialer returns a Dialer for m. Close it to stop its Serve goroutines.
@@ -197,10 +199,69 @@ func NewDialer(m *psync.Master) *Dialer {
 	return &Dialer{m: m, ctx: ctx, cancel: cancel}
 }
 
+// NewTCPDialer is NewDialer over real TCP connections on 127.0.0.1: it
+// listens on a free port and serves every accepted connection with m.Serve.
+func NewTCPDialer(m *psync.Master) (*Dialer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	d := NewDialer(m)
+	d.ln = ln
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				err := d.m.Serve(d.ctx, c)
+				d.mu.Lock()
+				d.errs = append(d.errs, err)
+				d.mu.Unlock()
+			}()
+		}
+	}()
+	return d, nil
+}
+
+// Addr returns the TCP address replicas dial (NewTCPDialer only).
+func (d *Dialer) Addr() string {
+	if d.ln == nil {
+		return ""
+	}
+	return d.ln.Addr().String()
+}
+
 // Dial implements psync.ReplicaConfig.Dial.
 func (d *Dialer) Dial(ctx context.Context) (io.ReadWriteCloser, error) {
 	if err := d.ctx.Err(); err != nil {
 		return nil, err
+	}
+	if d.ln != nil {
+		var nd net.Dialer
+		nc, err := nd.DialContext(ctx, "tcp", d.ln.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		c := Wrap(nc)
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			nc.Close()
+			return nil, context.Canceled
+		}
+		d.conns = append(d.conns, c)
+		on := d.OnDial
+		d.mu.Unlock()
+		if on != nil {
+			on(c)
+		}
+		return c, nil
 	}
 	a, b := net.Pipe()
 	c := Wrap(a)
@@ -267,6 +328,9 @@ func (d *Dialer) Close() {
 	d.closed = true
 	d.mu.Unlock()
 	d.cancel()
+	if d.ln != nil {
+		d.ln.Close()
+	}
 	for _, c := range d.Conns() {
 		c.Close()
 	}
