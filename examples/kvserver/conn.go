@@ -185,6 +185,11 @@ func (c *conn) dispatch(cmd psync.Command) action {
 		}
 	case "psync", "sync":
 		return c.sync(args)
+	case "shutdown":
+		// Nothing to save. As Redis, no reply: the connection just closes.
+		s.log.Info("SHUTDOWN requested", "client", c.nc.RemoteAddr().String())
+		go s.Close()
+		return actClose
 	default:
 		c.exec(args, string(name))
 	}

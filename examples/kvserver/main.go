@@ -18,9 +18,9 @@
 // --loglevel. Persistence options (--save, --appendonly, --dir ...) are
 // accepted and ignored: kvserver keeps nothing on disk.
 //
-// Server commands: AUTH, QUIT, COMMAND (minimal), CONFIG GET/SET, CLIENT
-// ID/SETNAME/GETNAME/LIST/KILL, INFO, REPLICAOF/SLAVEOF, ROLE, WAIT, and the
-// replication endpoint REPLCONF/PSYNC/SYNC. Data commands go to the kv
+// Server commands: AUTH, QUIT, SHUTDOWN, COMMAND (minimal), CONFIG GET/SET,
+// CLIENT ID/SETNAME/GETNAME/LIST/KILL, INFO, REPLICAOF/SLAVEOF, ROLE, WAIT,
+// and the replication endpoint REPLCONF/PSYNC/SYNC. Data commands go to the kv
 // engine (see internal/kv).
 package main
 

@@ -273,3 +273,18 @@ func TestClientCommands(t *testing.T) {
 		t.Errorf("CONFIG GET: %q", cfg)
 	}
 }
+
+func TestShutdown(t *testing.T) {
+	s := startServer(t)
+	c := s.client(t)
+	if r, err := c.do("SHUTDOWN", "NOSAVE"); err == nil {
+		t.Fatalf("SHUTDOWN replied %v", r)
+	}
+	waitFor(t, 5*time.Second, "the listener to close", func() bool {
+		nc, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(s.port), time.Second)
+		if err == nil {
+			nc.Close()
+		}
+		return err != nil
+	})
+}
