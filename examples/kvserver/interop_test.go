@@ -172,7 +172,8 @@ func TestRedisReplicaOfKVServer(t *testing.T) {
 
 // TestKVServerReplicaOfRedis: kvserver follows a real redis-server: full
 // resync from Redis's RDB (its compact encodings), the rewritten stream,
-// and a partial resync after CLIENT KILL TYPE master on kvserver.
+// and a partial resync after CLIENT KILL TYPE master on kvserver; a second
+// redis-server chained below kvserver gets the same data and history.
 func TestKVServerReplicaOfRedis(t *testing.T) {
 	requireRedis(t)
 	t.Parallel()
@@ -185,6 +186,11 @@ func TestKVServerReplicaOfRedis(t *testing.T) {
 	ck := dialClient(t, kv.port)
 	settle(t, cr, ck, "before")
 	compareDatasets(t, cr, ck)
+
+	// Chained: a second redis-server follows kvserver, which follows Redis.
+	r2 := startRedis(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(kv.port))
+	cr2 := dialClient(t, r2.port)
+	waitSynced(t, ck, cr2)
 
 	streamWrites(t, cr, "one")
 	settle(t, cr, ck, "one")
@@ -212,6 +218,11 @@ func TestKVServerReplicaOfRedis(t *testing.T) {
 	}
 	if n := compareDatasets(t, cr, ck); n < 200 {
 		t.Fatalf("only %d keys compared", n)
+	}
+	waitSynced(t, ck, cr2)
+	compareDatasets(t, cr, cr2)
+	if id := cr.infoField("replication", "master_replid"); cr2.infoField("replication", "master_replid") != id {
+		t.Errorf("the chained replica does not share the top master's replid %s", id)
 	}
 	if strings.Contains(kv.logs(), "command skipped") {
 		t.Errorf("kvserver skipped commands of Redis's stream:\n%s", grepLines(kv.logs(), "command skipped"))
@@ -462,4 +473,69 @@ func entryDump(e *rdb.Entry) keyDump {
 		d.Value = fmt.Sprint(l)
 	}
 	return d
+}
+
+// TestFailoverWithRedis: PSYNC2 failovers mixing kvserver and redis-server.
+// kvserver, a replica of Redis, is promoted; Redis's other replica and then
+// the demoted Redis master follow it partially. Then that Redis replica is
+// promoted in turn and kvserver, demoted, follows it partially, with the
+// old Redis master chained below kvserver.
+func TestFailoverWithRedis(t *testing.T) {
+	requireRedis(t)
+	t.Parallel()
+	noPing := []string{"--repl-ping-replica-period", "3600"} // no stray PINGs moving offsets
+	r := startRedis(t, noPing...)
+	cr := dialClient(t, r.port)
+	loadAllTypes(t, cr)
+	kv := startKV(t, append([]string{"--replicaof", "127.0.0.1 " + strconv.Itoa(r.port)}, noPing...)...)
+	ck := dialClient(t, kv.port)
+	r2 := startRedis(t, append([]string{"--replicaof", "127.0.0.1 " + strconv.Itoa(r.port)}, noPing...)...)
+	cr2 := dialClient(t, r2.port)
+	streamWrites(t, cr, "one")
+	settle(t, cr, ck, "one")
+	waitSynced(t, cr, cr2)
+	oldID := cr.infoField("replication", "master_replid")
+
+	// kvserver is promoted: new replid, the old one kept as replid2.
+	ck.must("REPLICAOF", "NO", "ONE")
+	info := parseInfo(ck.str("INFO", "replication"))
+	if info["role"] != "master" || info["master_replid2"] != oldID || info["master_replid"] == oldID {
+		t.Fatalf("after promotion: %v", info)
+	}
+	// Redis's other replica moves to kvserver and continues partially.
+	cr2.must("REPLICAOF", "127.0.0.1", kv.port)
+	waitFor(t, 20*time.Second, "r2 to continue with kvserver", func() bool { return ck.infoInt("stats", "sync_partial_ok") == 1 })
+	streamWrites(t, ck, "two")
+	settle(t, ck, cr2, "two")
+	compareDatasets(t, ck, cr2)
+	// The old Redis master, demoted, continues partially too.
+	cr.must("REPLICAOF", "127.0.0.1", kv.port)
+	waitFor(t, 20*time.Second, "r to continue with kvserver", func() bool { return ck.infoInt("stats", "sync_partial_ok") == 2 })
+	waitSynced(t, ck, cr)
+	if n := ck.infoInt("stats", "sync_full"); n != 0 {
+		t.Errorf("kvserver served %d full resyncs, want 0", n)
+	}
+	compareDatasets(t, ck, cr)
+
+	// Now Redis r2 is promoted and kvserver follows it: the demoted kvserver
+	// continues partially; r, below kvserver, reconnects and learns the new
+	// history partially as well.
+	cr2.must("REPLICAOF", "NO", "ONE")
+	ck.must("REPLICAOF", "127.0.0.1", r2.port)
+	waitFor(t, 20*time.Second, "kvserver to continue with r2", func() bool { return cr2.infoInt("stats", "sync_partial_ok") == 1 })
+	if n := cr2.infoInt("stats", "sync_full"); n != 0 {
+		t.Errorf("r2 served %d full resyncs, want 0", n)
+	}
+	streamWrites(t, cr2, "three")
+	settle(t, cr2, ck, "three")
+	waitSynced(t, ck, cr)
+	compareDatasets(t, cr2, ck)
+	compareDatasets(t, cr2, cr)
+	id := cr2.infoField("replication", "master_replid")
+	if ck.infoField("replication", "master_replid") != id || cr.infoField("replication", "master_replid") != id {
+		t.Errorf("replids differ along the chain")
+	}
+	if strings.Contains(r.logs(), "Full resync from master") {
+		t.Errorf("the old master needed a full resync:\n%s", grepLines(r.logs(), "resync"))
+	}
 }
