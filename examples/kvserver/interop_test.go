@@ -539,3 +539,31 @@ func TestFailoverWithRedis(t *testing.T) {
 		t.Errorf("the old master needed a full resync:\n%s", grepLines(r.logs(), "resync"))
 	}
 }
+
+// TestReplicaSkipsUnknownCommands: a command of Redis's stream the kv engine
+// does not implement is logged and skipped; the replica keeps following.
+func TestReplicaSkipsUnknownCommands(t *testing.T) {
+	requireRedis(t)
+	t.Parallel()
+	r := startRedis(t)
+	cr := dialClient(t, r.port)
+	kv := startKV(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(r.port))
+	ck := dialClient(t, kv.port)
+	waitSynced(t, cr, ck)
+	cr.must("SET", "k", "hello")
+	cr.must("SETRANGE", "k", 0, "J") // not in the kv engine
+	cr.must("SET", "after", "1")
+	waitSynced(t, cr, ck)
+	if got := ck.str("GET", "after"); got != "1" {
+		t.Fatalf("after = %q", got)
+	}
+	if got := ck.str("GET", "k"); got != "hello" {
+		t.Errorf("k = %q: SETRANGE should have been skipped", got)
+	}
+	if !strings.Contains(kv.logs(), "command skipped") || !strings.Contains(kv.logs(), "cmd=SETRANGE") {
+		t.Errorf("no log of the skipped command:\n%s", kv.logs())
+	}
+	if ck.infoField("replication", "master_link_status") != "up" {
+		t.Error("link down after an unknown command")
+	}
+}

@@ -22,6 +22,29 @@
 // CLIENT ID/SETNAME/GETNAME/LIST/KILL, INFO, REPLICAOF/SLAVEOF, ROLE, WAIT,
 // and the replication endpoint REPLCONF/PSYNC/SYNC. Data commands go to the kv
 // engine (see internal/kv).
+//
+// Replication: one psync.Master lives as long as the process and holds the
+// history (replid, offset, backlog). As master, clients' writes feed it; as
+// replica, a psync.Replica attached to it feeds it the upstream's bytes, so
+// replicas can chain below a kvserver replica and REPLICAOF NO ONE promotes
+// in place (PSYNC2: the old master's other replicas continue partially).
+// Snapshots are RDB files written and read through the rdb package's psync
+// adapter, so real Redis replicas and masters interoperate.
+//
+// Differences from Redis 7.0 worth knowing:
+//   - only the kv engine's commands exist; a command of a master's stream
+//     the engine lacks is logged and skipped, so that key may diverge;
+//     streams and module values in a master's snapshot are skipped too;
+//   - server commands (INFO, CONFIG, WAIT ...) inside MULTI run at once
+//     instead of being queued, and a write refused with NOREPLICAS inside
+//     MULTI does not abort the transaction;
+//   - no persistence, pub/sub, scripting, ACL users other than "default", or
+//     RESP3; COMMAND answers with an empty table;
+//   - INFO has the sections server, clients, replication, stats and
+//     keyspace;
+//   - started with --replicaof, kvserver asks PSYNC with its own fresh
+//     history rather than PSYNC ? -1, so the master counts one
+//     sync_partial_err before the full resync.
 package main
 
 import (
