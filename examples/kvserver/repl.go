@@ -55,14 +55,14 @@ func (s *server) propagate(db int, argv [][]byte) {
 // applied to the captured data, and repl-stream-db the db the upstream
 // stream has selected: sub-replicas get the upstream's bytes unchanged.
 func (s *server) Snapshot(ctx context.Context) (psync.Snapshot, error) {
-	s.roleMu.Lock()
-	defer s.roleMu.Unlock()
 	var (
 		snap     *kv.Snapshot
 		pos      psync.Position
 		streamDB int
 	)
-	if s.replica == nil {
+	s.roleMu.Lock()
+	replica := s.replica != nil
+	if !replica {
 		snap = s.store.Snapshot(func() {
 			pos = s.m.Position()
 			streamDB = s.streamDB
@@ -74,6 +74,9 @@ func (s *server) Snapshot(ctx context.Context) (psync.Snapshot, error) {
 		pos.Offset, streamDB = s.applied, s.stream.DB
 		s.applyMu.Unlock()
 		pos.ID = s.m.Position().ID
+	}
+	s.roleMu.Unlock()
+	if replica {
 		// The Replica writes a command to the backlog right after Apply
 		// returns; wait for it so the backlog follows the snapshot.
 		for deadline := time.Now().Add(time.Second); s.m.Offset() < pos.Offset && time.Now().Before(deadline); {
