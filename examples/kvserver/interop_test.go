@@ -146,6 +146,18 @@ func TestRedisReplicaOfKVServer(t *testing.T) {
 	settle(t, ck, cr, "one")
 	compareDatasets(t, ck, cr)
 
+	// WAIT: Redis answers REPLCONF GETACK, and ROLE lists it.
+	ck.must("SET", "waited", "1")
+	if n := ck.int("WAIT", 1, 5000); n != 1 {
+		t.Errorf("WAIT 1 5000 = %d", n)
+	}
+	if got := cr.str("GET", "waited"); got != "1" {
+		t.Errorf("after WAIT the replica has waited=%q", got)
+	}
+	if role := ck.must("ROLE").([]any); len(role) != 3 || role[0] != "master" || len(role[2].([]any)) != 1 {
+		t.Errorf("ROLE: %v", role)
+	}
+
 	full0 := ck.infoInt("stats", "sync_full")
 	pok0 := ck.infoInt("stats", "sync_partial_ok")
 	if n := cr.int("CLIENT", "KILL", "TYPE", "master"); n != 1 {
