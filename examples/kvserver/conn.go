@@ -41,11 +41,12 @@ type conn struct {
 	db      atomic.Int32
 	name    atomic.Pointer[string]
 	lastCmd atomic.Pointer[string]
+	names   map[string]*string // interned command names, for lastCmd
 	lastAt  atomic.Int64 // unix ns of the last command
 }
 
 func newConn(s *server, nc net.Conn) *conn {
-	c := &conn{s: s, id: s.nextID.Add(1), nc: nc, created: time.Now(), authed: s.cfg.RequirePass == ""}
+	c := &conn{s: s, id: s.nextID.Add(1), nc: nc, created: time.Now(), authed: s.cfg.RequirePass == "", names: map[string]*string{}}
 	c.cr = psync.NewCommandReader(flushReader{c}, psync.Limits{}, true)
 	c.lastAt.Store(time.Now().UnixNano())
 	return c
@@ -191,13 +192,13 @@ func (c *conn) dispatch(cmd psync.Command) action {
 		go s.Close()
 		return actClose
 	default:
-		c.exec(args, string(name))
+		c.exec(args, name)
 	}
 	return actContinue
 }
 
-// exec runs a data command in the kv engine.
-func (c *conn) exec(argv [][]byte, name string) {
+// exec runs a data command in the kv engine; name is argv[0] in lower case.
+func (c *conn) exec(argv [][]byte, name []byte) {
 	s := c.s
 	write := s.store.IsWrite(argv[0])
 	if write && !s.checkMinReplicas() {
@@ -205,11 +206,26 @@ func (c *conn) exec(argv [][]byte, name string) {
 		return
 	}
 	c.out = s.store.Exec(&c.kc, argv, c.out)
-	if write || name == "exec" {
+	if write || string(name) == "exec" {
 		c.woff = s.m.Offset()
 	}
 	c.db.Store(int32(c.kc.DB))
-	c.lastCmd.Store(&name)
+	c.setLastCmd(name)
+}
+
+// setLastCmd records the command name for CLIENT LIST, interning names so
+// the hot path does not allocate.
+func (c *conn) setLastCmd(name []byte) {
+	p, ok := c.names[string(name)]
+	if !ok {
+		if len(c.names) >= 64 {
+			clear(c.names)
+		}
+		n := string(name)
+		p = &n
+		c.names[n] = p
+	}
+	c.lastCmd.Store(p)
 }
 
 func equalFold(b []byte, s string) bool { return strings.EqualFold(string(b), s) }
@@ -628,8 +644,7 @@ func (c *conn) sync(args [][]byte) action {
 		return actClose
 	}
 	c.kind.Store(kindReplica)
-	name := strings.ToLower(string(args[0]))
-	c.lastCmd.Store(&name)
+	c.setLastCmd(bytes.ToLower(args[0]))
 	hc := &handoffConn{Conn: c.nc, pre: bytes.Clone(c.cr.Buffered())}
 	err := s.m.ServeSync(s.ctx, hc, c.info, args)
 	s.log.Debug("replica connection ended", "addr", c.nc.RemoteAddr().String(), "err", err)

@@ -286,3 +286,41 @@ func TestShutdown(t *testing.T) {
 		return err != nil
 	})
 }
+
+// BenchmarkPipelinedSet measures the server's request path: batches of 100
+// pipelined SETs over loopback TCP, with the replication stream fed.
+func BenchmarkPipelinedSet(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := defaultConfig()
+	s, err := newServer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.Serve(ln)
+	defer s.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	const batch = 100
+	var req []byte
+	for i := range batch {
+		req = psync.AppendCommandString(req, "SET", fmt.Sprintf("key:%06d", i), strings.Repeat("v", 100))
+	}
+	resp := make([]byte, 5*batch)
+	b.SetBytes(int64(len(req) / batch))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		if _, err := nc.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(nc, resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
