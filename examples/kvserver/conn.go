@@ -42,7 +42,7 @@ type conn struct {
 	name    atomic.Pointer[string]
 	lastCmd atomic.Pointer[string]
 	names   map[string]*string // interned command names, for lastCmd
-	lastAt  atomic.Int64 // unix ns of the last command
+	lastAt  atomic.Int64       // unix ns of the last command
 }
 
 func newConn(s *server, nc net.Conn) *conn {
