@@ -306,11 +306,19 @@ type applier struct{ s *server }
 // Apply implements psync.Applier. A command the engine refuses (unknown, or
 // an error reply) is logged and skipped, not fatal, as the replica would
 // otherwise stop following.
+//
+// Inside a MULTI block the engine only queues commands, so the applied
+// offset stays before MULTI until EXEC, as Redis keeps its master client's
+// offset: a sub-replica's snapshot taken meanwhile then lacks the whole
+// transaction and its stream starts at MULTI, rather than at a queued
+// command it would run outside any transaction.
 func (a applier) Apply(cmd psync.Command) error {
 	s := a.s
 	s.applyMu.Lock()
 	err := s.store.Apply(&s.stream, cmd.Args)
-	s.applied = cmd.Offset
+	if !s.stream.InMulti() {
+		s.applied = cmd.Offset
+	}
 	s.applyMu.Unlock()
 	if err != nil {
 		s.log.Warn("replication stream: command skipped", "cmd", cmd.Name(), "offset", cmd.Offset, "err", err)

@@ -324,3 +324,50 @@ func BenchmarkPipelinedSet(b *testing.B) {
 		}
 	}
 }
+
+// A sub-replica's snapshot taken while the replica is inside a MULTI block
+// of its master's stream names the offset before MULTI: the queued commands
+// are not in the data, and the stream it gets starts with MULTI.
+func TestReplicaSnapshotExcludesOpenTransaction(t *testing.T) {
+	s := startServer(t, "--replicaof", "127.0.0.1 1") // never connects
+	if !s.isReplica.Load() {
+		t.Fatal("not a replica")
+	}
+	start := s.m.Offset()
+	off := start
+	apply := func(args ...string) {
+		raw := psync.AppendCommandString(nil, args...)
+		off += int64(len(raw))
+		cmd := psync.Command{Raw: raw, Offset: off}
+		for _, a := range args {
+			cmd.Args = append(cmd.Args, []byte(a))
+		}
+		if err := (applier{s.server}).Apply(cmd); err != nil {
+			t.Fatal(err)
+		}
+		s.m.Feed(raw) // as the Replica does after Apply
+	}
+	snapOffset := func() int64 {
+		sn, err := s.Snapshot(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sn.Release()
+		return sn.Offset()
+	}
+	apply("SELECT", "2")
+	apply("SET", "before", "1")
+	beforeMulti := off
+	apply("MULTI")
+	apply("SET", "in-tx", "1")
+	if got := snapOffset(); got != beforeMulti {
+		t.Fatalf("snapshot inside MULTI at %d, want %d (before MULTI)", got, beforeMulti)
+	}
+	apply("EXEC")
+	if got := snapOffset(); got != off {
+		t.Fatalf("snapshot after EXEC at %d, want %d", got, off)
+	}
+	if k, _ := s.store.DBStats(2); k != 2 {
+		t.Fatalf("db 2 has %d keys", k)
+	}
+}
