@@ -242,14 +242,33 @@ func (s *server) becomeMaster() error {
 	if err != nil {
 		return err
 	}
+	// A transaction of the old master's stream left open by the cut is
+	// dropped here; the backlog holds its MULTI and queued commands, so
+	// sub-replicas get DISCARD to drop them too (Redis never puts an
+	// unfinished transaction in its backlog; psync's Replica feeds it per
+	// command).
+	s.applyMu.Lock()
+	openTx := s.stream.InMulti()
+	s.stream = kv.Client{}
+	s.applyMu.Unlock()
 	// Feed first, then accept writes: no write may miss the stream. The
 	// stream restarts with SELECT, as Redis's does after promotion.
-	s.store.Locked(func() { s.feeding, s.streamDB = true, -1 })
+	s.store.Locked(func() {
+		if openTx {
+			s.m.Feed(discardCmd)
+		}
+		s.feeding, s.streamDB = true, -1
+	})
+	if openTx {
+		s.log.Warn("promoted inside a transaction of the old master's stream: its queued commands are discarded")
+	}
 	s.store.SetReadOnly(false)
 	s.isReplica.Store(false)
 	s.log.Info("promoted to master", "replid", pos.ID, "offset", pos.Offset, "replid2", s.m.Stats().ReplID2)
 	return nil
 }
+
+var discardCmd = psync.AppendCommandString(nil, "DISCARD")
 
 // promote is the seam for in-place promotion: psync's Master.Promote gives
 // the history a fresh ID, keeps the old one as replid2 up to offset+1 and

@@ -371,3 +371,37 @@ func TestReplicaSnapshotExcludesOpenTransaction(t *testing.T) {
 		t.Fatalf("db 2 has %d keys", k)
 	}
 }
+
+// Promoted while the old master's stream had a transaction open, the node
+// drops it and sends DISCARD so its replicas drop it as well.
+func TestPromotionInsideTransaction(t *testing.T) {
+	s := startServer(t, "--replicaof", "127.0.0.1 1") // never connects
+	off := s.m.Offset()
+	for _, args := range [][]string{{"MULTI"}, {"SET", "queued", "1"}} {
+		raw := psync.AppendCommandString(nil, args...)
+		off += int64(len(raw))
+		cmd := psync.Command{Raw: raw, Offset: off}
+		for _, a := range args {
+			cmd.Args = append(cmd.Args, []byte(a))
+		}
+		if err := (applier{s.server}).Apply(cmd); err != nil {
+			t.Fatal(err)
+		}
+		s.m.Feed(raw)
+	}
+	c := s.client(t)
+	c.must("REPLICAOF", "NO", "ONE")
+	c.must("SET", "after", "1")
+	// The stream after the open transaction: DISCARD, then SELECT 0 and the
+	// new write.
+	want := string(psync.AppendCommandString(nil, "DISCARD")) + string(psync.AppendCommandString(nil, "SELECT", "0")) +
+		string(psync.AppendCommandString(nil, "SET", "after", "1"))
+	buf := make([]byte, len(want))
+	n, err := s.m.Backlog().ReadAt(buf, off+1)
+	if err != nil || string(buf[:n]) != want {
+		t.Fatalf("stream after promotion: %q, %v; want %q", buf[:n], err, want)
+	}
+	if got := c.str("GET", "queued"); got != "" {
+		t.Errorf("queued = %q", got)
+	}
+}
