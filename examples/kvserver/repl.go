@@ -164,6 +164,7 @@ func (s *server) becomeReplica(host string, port int) error {
 	defer s.roleMu.Unlock()
 	var pos psync.Position
 	stream := kv.Client{}
+	keepStream := false
 	if old := s.replica; old != nil {
 		if old.host == host && old.port == port {
 			return errAlreadyConnected
@@ -171,9 +172,10 @@ func (s *server) becomeReplica(host string, port int) error {
 		old.stop()
 		s.replica = nil
 		pos = old.r.Position()
-		s.applyMu.Lock()
-		stream = kv.Client{DB: s.stream.DB}
-		s.applyMu.Unlock()
+		// The stream client (its db, and a transaction the cut left open)
+		// is kept: a partial resync continues the same bytes; a full one
+		// resets it.
+		keepStream = true
 		// psync lets a Master belong to one Replica for its life; detach the
 		// stopped one by promoting, then resume the old position below (the
 		// new Replica resets the history to it).
@@ -208,8 +210,10 @@ func (s *server) becomeReplica(host string, port int) error {
 		return err
 	}
 	s.applyMu.Lock()
-	s.applied = r.Offset()
-	s.stream = stream
+	if !keepStream {
+		s.applied = r.Offset()
+		s.stream = stream
+	}
 	s.applyMu.Unlock()
 	rl.r = r
 	ctx, cancel := context.WithCancel(s.ctx)
