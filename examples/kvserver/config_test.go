@@ -121,6 +121,12 @@ func TestFormatInfoMaster(t *testing.T) {
 			t.Errorf("INFO lacks %q\n%s", want, out)
 		}
 	}
+	if !strings.Contains(out, "# Memory\r\nused_memory:0\r\nused_memory_human:0B\r\n") || !strings.Contains(out, "# Persistence\r\nloading:0\r\n") {
+		t.Errorf("INFO memory/persistence:\n%s", out)
+	}
+	if humanBytes(1536*1024) != "1.50M" || humanBytes(2048) != "2.00K" {
+		t.Error("humanBytes")
+	}
 	// One section, any case; unknown sections are empty.
 	if got := formatInfo([]string{"keyspace"}, d); !strings.HasPrefix(got, "# Keyspace\r\n") || strings.Contains(got, "# Server") {
 		t.Errorf("INFO keyspace:\n%s", got)

@@ -22,6 +22,7 @@ type infoData struct {
 	Replica  *psync.ReplicaStats // nil in the master role
 	MHost    string
 	MPort    int
+	Memory   uint64 // heap in use, bytes
 	Conns    int64
 	Commands int64
 	Expired  int64
@@ -44,6 +45,9 @@ func (s *server) info(args [][]byte) []byte {
 		Commands: s.totalCmds.Load(),
 		Expired:  s.expiredKeys.Load(),
 	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	d.Memory = ms.HeapAlloc
 	for _, c := range s.connections() {
 		if c.kind.Load() == kindNormal {
 			d.Clients++
@@ -71,7 +75,7 @@ func (s *server) info(args [][]byte) []byte {
 func psyncBulk(s string) []byte { return psync.AppendBulkString(nil, s) }
 
 // infoSections are the sections kvserver reports, in Redis's order.
-var infoSections = []string{"server", "clients", "replication", "stats", "keyspace"}
+var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication", "keyspace"}
 
 // formatInfo renders the requested sections (all when none, "all",
 // "default" or "everything") with Redis's field names and CRLF line ends.
@@ -125,6 +129,19 @@ func formatInfo(sections []string, d *infoData) string {
 			line("connected_clients:%d", d.Clients)
 			line("maxclients:10000")
 			line("blocked_clients:0")
+		case "memory":
+			line("# Memory")
+			line("used_memory:%d", d.Memory)
+			line("used_memory_human:%s", humanBytes(d.Memory))
+			line("maxmemory:0")
+			line("maxmemory_policy:noeviction")
+		case "persistence":
+			line("# Persistence")
+			line("loading:0")
+			line("async_loading:0")
+			line("rdb_bgsave_in_progress:0")
+			line("rdb_last_bgsave_status:ok")
+			line("aof_enabled:0")
 		case "replication":
 			formatReplication(line, d)
 		case "stats":
@@ -214,4 +231,18 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// humanBytes formats n as Redis's used_memory_human does (1.50M, 12.00K).
+func humanBytes(n uint64) string {
+	f := float64(n)
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2fG", f/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2fM", f/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.2fK", f/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
 }

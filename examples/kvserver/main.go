@@ -40,8 +40,8 @@
 //     MULTI does not abort the transaction;
 //   - no persistence, pub/sub, scripting, ACL users other than "default", or
 //     RESP3; COMMAND answers with an empty table;
-//   - INFO has the sections server, clients, replication, stats and
-//     keyspace;
+//   - INFO has the sections server, clients, memory and persistence
+//     (minimal), stats, replication and keyspace;
 //   - started with --replicaof, kvserver asks PSYNC with its own fresh
 //     history rather than PSYNC ? -1, so the master counts one
 //     sync_partial_err before the full resync.
