@@ -169,6 +169,13 @@ func TestRedisReplicaOfKVServer(t *testing.T) {
 	if got := ck.infoInt("stats", "sync_full"); got != full0 {
 		t.Errorf("sync_full went from %d to %d: the reconnect was not partial", full0, got)
 	}
+	// The same from the master's side: CLIENT KILL TYPE replica.
+	if n := ck.int("CLIENT", "KILL", "TYPE", "replica"); n != 1 {
+		t.Fatalf("CLIENT KILL TYPE replica killed %d", n)
+	}
+	ck.must("SET", "after-replica-kill", "1")
+	waitFor(t, 20*time.Second, "partial resync", func() bool { return ck.infoInt("stats", "sync_partial_ok") == pok0+2 })
+	waitSynced(t, ck, cr)
 	if n := compareDatasets(t, ck, cr); n < 200 {
 		t.Fatalf("only %d keys compared", n)
 	}
