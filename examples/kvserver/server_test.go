@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,7 +36,9 @@ func startServer(t *testing.T, args ...string) *testServer {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, nil)).With("server", port)
+		w := &testWriter{t: t}
+		t.Cleanup(func() { w.done.Store(true) }) // runs after the server's Close below
+		log = slog.New(slog.NewTextHandler(w, nil)).With("server", port)
 	}
 	s, err := newServer(cfg, log)
 	if err != nil {
@@ -46,10 +49,17 @@ func startServer(t *testing.T, args ...string) *testServer {
 	return &testServer{server: s, port: port}
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter sends logs to t.Log until the test ends (a late log from a
+// goroutine would otherwise panic).
+type testWriter struct {
+	t    *testing.T
+	done atomic.Bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
+func (w *testWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
 	return len(p), nil
 }
 
