@@ -139,14 +139,15 @@ func (x *execCtx) setGeneric(flags int, key, val, expire []byte) {
 			x.bulk(o.str)
 		}
 	}
-	found := x.lookup(key) != nil
+	old := x.lookup(key)
+	found := old != nil
 	if (flags&optNX != 0 && found) || (flags&optXX != 0 && !found) {
 		if flags&optGet == 0 {
 			x.null()
 		}
 		return
 	}
-	x.setString(key, val, flags&optKeepTTL != 0)
+	x.setStringOver(key, old, val, flags&optKeepTTL != 0)
 	switch {
 	case expire != nil:
 		x.db.expires[string(key)] = when

@@ -73,10 +73,28 @@ func (x *execCtx) add(key []byte, o *object) {
 // setString stores a string value at key, replacing any value; the expiry
 // is removed unless keepTTL.
 func (x *execCtx) setString(key, val []byte, keepTTL bool) {
-	k := string(key)
-	x.db.keys[k] = &object{kind: kindString, epoch: x.s.epoch, str: cloneBytes(val)}
-	if !keepTTL {
-		delete(x.db.expires, k)
+	x.setStringOver(key, x.db.keys[string(key)], val, keepTTL)
+}
+
+// setStringOver is setString for a caller that already looked key up: old
+// is its current value or nil. A string value that no live snapshot can see
+// is changed in place, reusing its bytes when the new value fits, which
+// spares the allocations and the map assignment of a new object: the
+// common SET of an existing key, on a master and on a replica applying
+// the stream.
+func (x *execCtx) setStringOver(key []byte, old *object, val []byte, keepTTL bool) {
+	s := x.s
+	if old != nil && old.kind == kindString && (s.snaps == 0 || old.epoch >= s.snapEpoch) {
+		if old.ownStr && len(val) <= cap(old.str) && cap(old.str) <= 2*len(val)+64 {
+			old.str = append(old.str[:0], val...)
+		} else {
+			old.str, old.ownStr = cloneBytes(val), true
+		}
+	} else {
+		x.db.keys[string(key)] = &object{kind: kindString, epoch: s.epoch, ownStr: true, str: cloneBytes(val)}
+	}
+	if !keepTTL && len(x.db.expires) > 0 {
+		delete(x.db.expires, string(key))
 	}
 }
 

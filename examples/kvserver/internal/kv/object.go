@@ -44,11 +44,15 @@ func (k kind) String() string {
 type object struct {
 	kind  kind
 	epoch uint64
-	str   []byte
-	list  *deque
-	set   map[string]struct{}
-	hash  *hash
-	zset  *zset
+	// ownStr reports that str's array belongs to this object alone (a
+	// clone shares it with a snapshot's frozen original), so SET may
+	// overwrite it in place when the new value fits.
+	ownStr bool
+	str    []byte
+	list   *deque
+	set    map[string]struct{}
+	hash   *hash
+	zset   *zset
 }
 
 // clone returns a copy of o that shares no mutable structure with it.
@@ -168,6 +172,11 @@ type hashField struct {
 }
 
 func newHash() *hash { return &hash{idx: make(map[string]int)} }
+
+// newHashSize returns an empty hash with room for n fields.
+func newHashSize(n int) *hash {
+	return &hash{idx: make(map[string]int, n), fields: make([]hashField, 0, n)}
+}
 
 func (h *hash) len() int { return len(h.idx) }
 

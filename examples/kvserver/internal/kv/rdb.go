@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"unsafe"
 
 	"github.com/psyncio/psync/rdb"
 )
@@ -39,7 +40,8 @@ func (sn *Snapshot) WriteRDB(w io.Writer, aux map[string]string) (int64, error) 
 // fillEntry describes object o at key k as an rdb.Entry, reusing e's slices.
 func fillEntry(e *rdb.Entry, dbIndex int, k string, o *object, expires map[string]int64) {
 	*e = rdb.Entry{
-		DB: dbIndex, Key: []byte(k), Kind: rdbKind(o.kind), Idle: -1, Freq: -1,
+		// The writer only reads Key: the string's bytes are not copied.
+		DB: dbIndex, Key: unsafe.Slice(unsafe.StringData(k), len(k)), Kind: rdbKind(o.kind), Idle: -1, Freq: -1,
 		List: e.List[:0], Set: e.Set[:0], Hash: e.Hash[:0], ZSet: e.ZSet[:0],
 	}
 	if at, ok := expires[k]; ok {
@@ -95,8 +97,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // Dataset is a complete set of databases built apart from any Store, by
 // LoadRDB, ready to be installed with Store.Swap.
 type Dataset struct {
-	dbs []*db
-	aux map[string]string
+	dbs   []*db
+	aux   map[string]string
+	arena loadArena // allocates what Add copies
 }
 
 // Aux returns the AUX fields of the RDB the dataset was loaded from, such
@@ -146,26 +149,26 @@ func LoadRDB(r io.Reader, opt LoadOptions) (*Dataset, error) {
 }
 
 // objectFromEntry copies an rdb.Entry (whose memory the Reader reuses)
-// into a new object.
-func objectFromEntry(e *rdb.Entry) (*object, error) {
-	o := &object{}
+// into a new object, allocated from a when it is not nil.
+func objectFromEntry(e *rdb.Entry, a *loadArena) (*object, error) {
+	o := a.object()
 	switch e.Kind {
 	case rdb.KindString:
-		o.kind, o.str = kindString, cloneBytes(e.String)
+		o.kind, o.str, o.ownStr = kindString, a.bytes(e.String), true
 	case rdb.KindList:
 		o.kind, o.list = kindList, &deque{}
 		for _, v := range e.List {
-			o.list.pushBack(cloneBytes(v))
+			o.list.pushBack(a.bytes(v))
 		}
 	case rdb.KindSet:
 		o.kind, o.set = kindSet, make(map[string]struct{}, len(e.Set))
 		for _, m := range e.Set {
-			o.set[string(m)] = struct{}{}
+			o.set[a.string(m)] = struct{}{}
 		}
 	case rdb.KindHash:
-		o.kind, o.hash = kindHash, newHash()
+		o.kind, o.hash = kindHash, newHashSize(len(e.Hash))
 		for _, f := range e.Hash {
-			o.hash.set(string(f.Field), cloneBytes(f.Value))
+			o.hash.set(a.string(f.Field), a.bytes(f.Value))
 		}
 	case rdb.KindZSet:
 		o.kind, o.zset = kindZSet, newZSet()

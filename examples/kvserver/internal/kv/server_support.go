@@ -20,6 +20,7 @@ func (sn *Snapshot) WriteEntries(w *rdb.Writer) error {
 		return errors.New("kv: WriteEntries on a released snapshot")
 	}
 	var e rdb.Entry
+	var batch [prefetchBatch]keyObject
 	for i, d := range sn.dbs {
 		if len(d.keys) == 0 {
 			continue
@@ -27,15 +28,63 @@ func (sn *Snapshot) WriteEntries(w *rdb.Writer) error {
 		if err := w.SelectDB(i, uint64(len(d.keys)), uint64(len(d.expires))); err != nil {
 			return err
 		}
-		for k, o := range d.keys {
-			fillEntry(&e, i, k, o, d.expires)
-			if err := w.WriteEntry(&e); err != nil {
-				return err
+		n := 0
+		write := func() error {
+			prefetch(batch[:n])
+			for _, ko := range batch[:n] {
+				fillEntry(&e, i, ko.k, ko.o, d.expires)
+				if err := w.WriteEntry(&e); err != nil {
+					return err
+				}
 			}
+			clear(batch[:n])
+			n = 0
+			return nil
+		}
+		for k, o := range d.keys {
+			batch[n] = keyObject{k, o}
+			if n++; n == len(batch) {
+				if err := write(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := write(); err != nil {
+			return err
 		}
 	}
 	return nil
 }
+
+// prefetchBatch is how many keys WriteEntries reads ahead of encoding.
+const prefetchBatch = 32
+
+type keyObject struct {
+	k string
+	o *object
+}
+
+// prefetch touches the memory of each key, object and string value of kos,
+// so that their cache misses overlap instead of each stalling the encoder
+// in turn: the map hands out keys in hash order, each object and value
+// is somewhere else in memory, and without this the snapshot writer spends
+// most of its time waiting for memory.
+func prefetch(kos []keyObject) {
+	var sink byte
+	for _, ko := range kos {
+		o := ko.o
+		sink += byte(o.kind)
+		if len(ko.k) > 0 {
+			sink += ko.k[len(ko.k)-1]
+		}
+		if len(o.str) > 0 {
+			sink += o.str[0] + o.str[len(o.str)-1]
+		}
+	}
+	prefetchSink = sink
+}
+
+var prefetchSink byte
 
 // NewDataset returns an empty Dataset of the given number of databases
 // (16 when n <= 0), to be filled with Add and installed with Store.Swap.
@@ -50,6 +99,24 @@ func NewDataset(n int) *Dataset {
 	return d
 }
 
+// Reserve makes room for keys keys, expires of them with an expiry, in
+// database db, before they are added: an RDB's RESIZEDB hint. Growing a
+// map of a million keys one insertion at a time rehashes them about twice
+// over, so a load that knows its size in advance runs much faster. It
+// does nothing for a database that already holds keys or an invalid db.
+// Hints are capped, so a hostile file cannot make it reserve much memory.
+func (d *Dataset) Reserve(db int, keys, expires uint64) {
+	const maxHint = 1 << 26
+	if db < 0 || db >= len(d.dbs) || len(d.dbs[db].keys) > 0 {
+		return
+	}
+	t := d.dbs[db]
+	t.keys = make(map[string]*object, min(keys, maxHint))
+	if len(t.expires) == 0 && expires > 0 {
+		t.expires = make(map[string]int64, min(expires, maxHint))
+	}
+}
+
 // Add copies one RDB entry into the dataset, as LoadRDB does for each key:
 // e may be reused by the caller afterwards. Keys keep their expiry even if
 // it has passed.
@@ -57,16 +124,16 @@ func (d *Dataset) Add(e *rdb.Entry) error {
 	if e.DB < 0 || e.DB >= len(d.dbs) {
 		return fmt.Errorf("kv: RDB key %q in database %d, only %d databases", e.Key, e.DB, len(d.dbs))
 	}
-	o, err := objectFromEntry(e)
+	o, err := objectFromEntry(e, &d.arena)
 	if err != nil {
 		return err
 	}
 	t := d.dbs[e.DB]
-	k := string(e.Key)
+	k := d.arena.string(e.Key)
 	t.keys[k] = o
 	if e.ExpireAt != 0 {
 		t.expires[k] = e.ExpireAt
-	} else {
+	} else if len(t.expires) > 0 {
 		delete(t.expires, k)
 	}
 	return nil

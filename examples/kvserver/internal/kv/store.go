@@ -38,6 +38,7 @@ type Store struct {
 	applying bool  // running Apply: record the first error reply
 	applyErr error // first error reply seen by Apply
 	scratch  []byte
+	freeCtx  []*execCtx // command contexts to reuse (see run)
 
 	expireDB int // database the next ExpireCycle starts with
 }
@@ -245,12 +246,24 @@ func (s *Store) run(c *Client, cmd *command, argv [][]byte, out []byte, master b
 	if c.DB < 0 || c.DB >= len(s.dbs) {
 		c.DB = 0
 	}
-	x := &execCtx{
+	// Contexts are reused (a command runs inside another one only under
+	// EXEC, hence a free list): escaping to cmd.fn, each would otherwise
+	// cost an allocation per command.
+	var x *execCtx
+	if n := len(s.freeCtx); n > 0 {
+		x, s.freeCtx = s.freeCtx[n-1], s.freeCtx[:n-1]
+	} else {
+		x = new(execCtx)
+	}
+	*x = execCtx{
 		s: s, c: c, cmd: cmd, argv: argv, out: out, master: master,
 		dbIndex: c.DB, db: s.dbs[c.DB], now: s.now().UnixMilli(),
 	}
 	cmd.fn(x)
-	return x.out
+	out = x.out
+	*x = execCtx{}
+	s.freeCtx = append(s.freeCtx, x)
+	return out
 }
 
 // flush hands the pending writes to the propagate hook, wrapped in MULTI

@@ -1,0 +1,98 @@
+package kv
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/psyncio/psync/rdb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// SET overwrites a string value in place when no snapshot can see it; these
+// tests check that no snapshot, no neighbouring value and no reply ever
+// sees such a write.
+
+func TestSetInPlaceLeavesSnapshotIntact(t *testing.T) {
+	s := New(Options{})
+	var c Client
+	for i := range 100 {
+		run(s, &c, fmt.Sprintf("SET k%d value-%03d", i, i))
+	}
+	snap := s.Snapshot(nil)
+	before := snap.Digest()
+	for i := range 100 {
+		// Same length: would fit in place, but the snapshot shares them.
+		run(s, &c, fmt.Sprintf("SET k%d VALUE-%03d", i, i))
+		run(s, &c, fmt.Sprintf("APPEND k%d x", i))
+		run(s, &c, fmt.Sprintf("SET k%d again-%03d", i, i))
+	}
+	assert.Equal(t, before, snap.Digest(), "the snapshot changed")
+	var buf bytes.Buffer
+	_, err := snap.WriteRDB(&buf, nil)
+	require.NoError(t, err)
+	snap.Release()
+	d, err := LoadRDB(&buf, LoadOptions{})
+	require.NoError(t, err)
+	for i := range 100 {
+		assert.Equal(t, fmt.Sprintf("value-%03d", i), string(d.dbs[0].keys[fmt.Sprint("k", i)].str))
+		assert.Equal(t, fmt.Sprintf("$9\r\nagain-%03d\r\n", i), run(s, &c, fmt.Sprintf("GET k%d", i)))
+	}
+	// No snapshot now: in place, shorter and longer.
+	run(s, &c, "SET k1 ab")
+	run(s, &c, "SET k2 "+string(bytes.Repeat([]byte("z"), 300)))
+	assert.Equal(t, "$2\r\nab\r\n", run(s, &c, "GET k1"))
+	assert.Equal(t, "$9\r\nagain-000\r\n", run(s, &c, "GET k0"))
+	assert.Equal(t, "$9\r\nagain-003\r\n", run(s, &c, "GET k3"))
+}
+
+func TestSetInPlaceOnLoadedValues(t *testing.T) {
+	// Values loaded from an RDB sit next to each other in the load arena:
+	// overwriting one must not touch its neighbours.
+	var buf bytes.Buffer
+	w, err := rdb.NewWriter(&buf, rdb.WriterOptions{})
+	require.NoError(t, err)
+	require.NoError(t, w.SelectDB(0, 3, 0))
+	for i := range 300 {
+		require.NoError(t, w.WriteEntry(&rdb.Entry{Key: fmt.Appendf(nil, "k%d", i), String: fmt.Appendf(nil, "v%05d", i), Idle: -1, Freq: -1}))
+	}
+	require.NoError(t, w.WriteEntry(&rdb.Entry{Key: []byte(""), String: []byte("empty key"), Idle: -1, Freq: -1}))
+	require.NoError(t, w.WriteEntry(&rdb.Entry{Key: []byte("h"), Kind: rdb.KindHash, Hash: []rdb.HashField{{Field: []byte("f"), Value: []byte("x")}}, Idle: -1, Freq: -1}))
+	require.NoError(t, w.Close())
+	d, err := LoadRDB(&buf, LoadOptions{})
+	require.NoError(t, err)
+	s := New(Options{})
+	s.Swap(d)
+	var c Client
+	for i := 0; i < 300; i += 2 {
+		run(s, &c, fmt.Sprintf("SET k%d W%05d", i, i))
+	}
+	run(s, &c, "SET k1 longer-than-before")
+	for i := 0; i < 300; i++ {
+		want := fmt.Sprintf("v%05d", i)
+		switch {
+		case i == 1:
+			want = "longer-than-before"
+		case i%2 == 0:
+			want = fmt.Sprintf("W%05d", i)
+		}
+		assert.Equal(t, fmt.Sprintf("$%d\r\n%s\r\n", len(want), want), run(s, &c, fmt.Sprintf("GET k%d", i)), "k%d", i)
+	}
+	assert.Equal(t, "$9\r\nempty key\r\n", string(s.Exec(&c, [][]byte{[]byte("GET"), {}}, nil)))
+	assert.Equal(t, "$1\r\nx\r\n", run(s, &c, "HGET h f"))
+	// And a snapshot of the loaded dataset writes what the store holds.
+	snap := s.Snapshot(nil)
+	defer snap.Release()
+	assert.Equal(t, s.Digest(), snap.Digest())
+}
+
+func TestReserveKeepsLoading(t *testing.T) {
+	d := NewDataset(2)
+	d.Reserve(1, 1000, 10)
+	d.Reserve(5, 1000, 10) // invalid db: ignored
+	require.NoError(t, d.Add(&rdb.Entry{DB: 1, Key: []byte("a"), String: []byte("1"), ExpireAt: 5}))
+	d.Reserve(1, 1000, 10) // not empty: ignored
+	assert.Equal(t, 1, d.DBSize(1))
+	assert.Equal(t, int64(5), d.dbs[1].expires["a"])
+}
