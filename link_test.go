@@ -253,3 +253,38 @@ func TestMasterRestartFromPersistedPosition(t *testing.T) {
 	assert.Zero(t, g.r.Stats().FullSyncs)
 	assert.EqualValues(t, 1, g.r.Stats().PartialSyncs)
 }
+
+// A MULTI block counts only once whole: the offset stays before MULTI until
+// EXEC, a cut inside the block makes the host DISCARD its queue, and the
+// block comes again whole on the partial resync.
+func TestTransactionCutInTheMiddle(t *testing.T) {
+	m := newMaster(t, psync.MasterConfig{})
+	d := psynctest.NewDialer(m.m)
+	t.Cleanup(d.Close)
+	writeN(t, m, "k", 10, 10)
+	f := startReplica(t, d.Dial, nil)
+	waitSynced(t, f, m)
+	before := m.m.Offset()
+
+	part1 := psync.AppendCommandString(nil, "MULTI")
+	part1 = psync.AppendCommandString(part1, "SET", "a", "1")
+	m.m.Feed(part1)
+	require.Eventually(t, func() bool { return f.r.Stats().ReadOffset == before+int64(len(part1)) }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, before, f.r.Offset(), "offset stays before MULTI inside a block")
+	_, ok := f.store.Get("a")
+	assert.False(t, ok, "queued, not applied")
+
+	for _, c := range d.Live() {
+		c.Cut()
+	}
+	part2 := psync.AppendCommandString(nil, "SET", "b", "2")
+	part2 = psync.AppendCommandString(part2, "EXEC")
+	m.m.Feed(part2)
+	require.NoError(t, f.r.WaitOffset(context.Background(), m.m.Offset()))
+	a, _ := f.store.Get("a")
+	b, _ := f.store.Get("b")
+	assert.Equal(t, "1", a)
+	assert.Equal(t, "2", b)
+	assert.EqualValues(t, 1, f.r.Stats().PartialSyncs)
+	assert.NoError(t, f.store.Err())
+}

@@ -25,15 +25,17 @@ var errHistoryChanged = errors.New("psync: replication history changed; reconnec
 
 // attachFollower makes r the source of this master's stream: the host no
 // longer feeds it, pings stop, and sub-replicas are dropped so they
-// reconnect (Redis's replicationSetMaster). It returns the master's position,
+// reconnect (Redis's replicationSetMaster). A new Replica may take over from
+// one whose Run has returned (REPLICAOF to another master), keeping the
+// history: it continues partially if the new master shares it. It returns the master's position,
 // which the replica resumes from when it has none of its own: a demoted
 // master then continues partially with its new master when its history
 // allows (Redis's cached-master trick).
 func (m *Master) attachFollower(r *Replica) (Position, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.follower != nil && m.follower != r {
-		return Position{}, errors.New("psync: Master already belongs to another Replica")
+	if f := m.follower; f != nil && f != r && f.isRunning() {
+		return Position{}, errors.New("psync: Master belongs to another Replica that still runs")
 	}
 	m.follower = r
 	m.dropLinksLocked(errHistoryChanged)

@@ -1,6 +1,7 @@
 package psync
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -101,6 +102,14 @@ func (m *Master) runFullSync(s *fullSync) {
 	}
 	defer snap.Release()
 	off := snap.Offset()
+	if off > m.backlog.Offset() {
+		// On a replica serving sub-replicas, the host records a command's
+		// offset when it applies it, and psync writes the command to the
+		// backlog just after: let the backlog catch up.
+		ctx, cancel := context.WithTimeout(m.ctx, m.cfg.Timeout)
+		_ = m.backlog.notify.wait(ctx, func() bool { return m.backlog.Offset() >= off })
+		cancel()
+	}
 	if !m.backlog.Covers(off + 1) {
 		fail(fmt.Errorf("%w: snapshot offset %d not followed by the backlog [%d, %d]; is the host feeding under its snapshot lock?",
 			ErrNotInBacklog, off, m.backlog.First(), m.backlog.Offset()))

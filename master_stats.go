@@ -40,9 +40,12 @@ type MasterStats struct {
 
 // ReplicaLinkStats describes one replica link on the master.
 type ReplicaLinkStats struct {
-	ID            int
-	Addr          string
+	ID   int
+	Addr string
+	// ListeningPort and IPAddress are what the replica announced with
+	// REPLCONF (0 and "" if it did not).
 	ListeningPort int
+	IPAddress     string
 	// State is handshake, wait_bgsave, send_bulk or online.
 	State string
 	// AckOffset is the last offset the replica acknowledged (-1 before any).
@@ -76,7 +79,7 @@ func (m *Master) Stats() MasterStats {
 	for _, l := range links {
 		ack := l.ack.Load()
 		r := ReplicaLinkStats{
-			ID: l.id, Addr: l.addr, ListeningPort: l.info.ListeningPort,
+			ID: l.id, Addr: l.addr, ListeningPort: l.info.ListeningPort, IPAddress: l.info.IPAddress,
 			State: stateNames[l.state.Load()], AckOffset: ack, SentOffset: l.sent.Load(),
 			Lag: st.Offset - ack,
 		}

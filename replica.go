@@ -135,6 +135,7 @@ type Replica struct {
 	secondOffset int64
 	lastErr      error
 	running      bool
+	links        map[*replLink]struct{}
 
 	offset     atomic.Int64 // processed
 	readOffset atomic.Int64 // received on the stream
@@ -166,6 +167,9 @@ func NewReplica(cfg ReplicaConfig) (*Replica, error) {
 			return nil, err
 		}
 		switch {
+		case cfg.Position.IsZero() && pos.Offset == 0:
+			// A master never fed has no history to continue: PSYNC ? -1,
+			// as a redis-server started with replicaof.
 		case cfg.Position.IsZero():
 			r.replid = pos.ID
 			cfg.Position = pos
@@ -279,12 +283,35 @@ func (r *Replica) openLink(ctx context.Context, conn io.ReadWriteCloser) *replLi
 	l := &replLink{r: r, conn: conn, ctx: lctx, cancel: cancel, done: make(chan struct{})}
 	l.lastIO.Store(time.Now().UnixNano())
 	r.lastIO.Store(time.Now().UnixNano())
+	r.mu.Lock()
+	if r.links == nil {
+		r.links = make(map[*replLink]struct{})
+	}
+	r.links[l] = struct{}{}
+	r.mu.Unlock()
 	go func() {
 		defer close(l.done)
 		l.watch()
 		conn.Close()
+		r.mu.Lock()
+		delete(r.links, l)
+		r.mu.Unlock()
 	}()
 	return l
+}
+
+// ErrDisconnected ends a link closed by Replica.Disconnect.
+var ErrDisconnected = errors.New("psync: link closed by Disconnect")
+
+// Disconnect closes the replica's current connections to its master (what
+// CLIENT KILL TYPE master does on Redis). Run reconnects at once and
+// continues partially when the master's backlog allows.
+func (r *Replica) Disconnect() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for l := range r.links {
+		l.cancel(ErrDisconnected)
+	}
 }
 
 // close ends the link and waits for its watchdog.
@@ -554,13 +581,26 @@ func (r *Replica) continued(reply psyncReply) {
 	r.log.Info("partial resync", "replid", r.replid, "offset", r.offset.Load())
 }
 
-func (r *Replica) stream(l *replLink, cr *CommandReader) error {
+var discardArgs = [][]byte{[]byte("DISCARD")}
+
+func (r *Replica) stream(l *replLink, cr *CommandReader) (err error) {
 	app := r.cfg.Applier
 	var backlog *Backlog
 	if m := r.cfg.Master; m != nil {
 		backlog = m.backlog
 	}
 	off := r.offset.Load()
+	// A MULTI ... EXEC block counts as processed, and reaches sub-replicas,
+	// only once whole, as in Redis: a link cut inside it resumes from MULTI.
+	var block []byte
+	inMulti := false
+	defer func() {
+		if inMulti && err != nil && !errors.Is(err, ErrApply) {
+			if derr := app.Apply(Command{Args: discardArgs, Offset: r.offset.Load()}); derr != nil {
+				err = fmt.Errorf("%w: DISCARD of a cut transaction: %w", ErrApply, derr)
+			}
+		}
+	}()
 	for {
 		cmd, err := cr.ReadCommand()
 		if err != nil {
@@ -572,7 +612,9 @@ func (r *Replica) stream(l *replLink, cr *CommandReader) error {
 		case len(cmd.Args) == 0, cmd.Is("ping"):
 		case cmd.Is("replconf"):
 			if len(cmd.Args) >= 2 && equalFold(cmd.Args[1], "getack") {
-				r.offset.Store(cmd.Offset)
+				if !inMulti {
+					r.offset.Store(cmd.Offset)
+				}
 				if err := l.sendAck(); err != nil {
 					return err
 				}
@@ -583,7 +625,21 @@ func (r *Replica) stream(l *replLink, cr *CommandReader) error {
 			}
 		}
 		off = cmd.Offset
-		if backlog != nil {
+		switch {
+		case !inMulti && cmd.Is("multi"):
+			inMulti = true
+			block = append(block[:0], cmd.Raw...)
+			continue
+		case inMulti && (cmd.Is("exec") || cmd.Is("discard")):
+			inMulti = false
+			block = append(block, cmd.Raw...)
+			if backlog != nil {
+				backlog.Write(block)
+			}
+		case inMulti:
+			block = append(block, cmd.Raw...)
+			continue
+		case backlog != nil:
 			backlog.Write(cmd.Raw)
 		}
 		r.offset.Store(off)

@@ -91,6 +91,14 @@ type LoadedSnapshot interface {
 // handled by psync and not passed on. An error stops the replica (Run
 // returns it wrapped in ErrApply); return nil for a command the host chooses
 // to skip.
+//
+// Transactions: as in Redis, a MULTI ... EXEC block counts as processed
+// only once whole (the replica's Offset and acknowledgements stay before
+// MULTI until EXEC, and sub-replicas get the block at EXEC). The host queues
+// the block's commands between MULTI and EXEC. If the link ends inside a
+// block, psync calls Apply with a DISCARD command (Raw empty, Offset the
+// replica's offset before MULTI) so the host drops the queue; the block is
+// then received again from its start.
 type Applier interface {
 	Apply(cmd Command) error
 }

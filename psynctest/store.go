@@ -31,7 +31,7 @@ var ErrUnknownCommand = errors.New("psynctest: unknown command")
 // Store is a map-based key-value store implementing psync.Snapshotter (when
 // attached to a Master with SetMaster), psync.Loader and psync.Applier. It
 // understands SET key value, DEL key..., INCRBY key n, APPEND key value,
-// FLUSHALL and SELECT (ignored). It also checks the stream's invariants as it
+// FLUSHALL, SELECT (ignored), and on a replica MULTI/EXEC/DISCARD blocks. It also checks the stream's invariants as it
 // applies: every command must start exactly where the previous one ended, so
 // a command applied twice or skipped is recorded and reported by Err.
 //
@@ -45,6 +45,8 @@ type Store struct {
 	loads   int64
 	err     error
 	buf     []byte
+	queue   [][][]byte // commands of an open MULTI block, nil outside one
+	inMulti bool
 }
 
 // NewStore returns an empty store.
@@ -120,13 +122,47 @@ func (s *Store) Apply(cmd psync.Command) error {
 	defer s.mu.Unlock()
 	// PING and REPLCONF GETACK are not passed to Apply, so a gap is fine;
 	// an overlap means a command applied twice.
-	if start := cmd.Offset - int64(len(cmd.Raw)); s.last >= 0 && start < s.last && s.err == nil {
+	cut := len(cmd.Raw) == 0 && len(cmd.Args) > 0 && equalFold(cmd.Args[0], "DISCARD")
+	if start := cmd.Offset - int64(len(cmd.Raw)); !cut && s.last >= 0 && start < s.last && s.err == nil {
 		s.err = fmt.Errorf("psynctest: command %q starts at offset %d but the previous one ended at %d (applied twice)", cmd.Args[0], start, s.last)
 	}
 	s.last = cmd.Offset
 	s.applied++
+	switch {
+	case len(cmd.Args) == 0:
+		return nil
+	case equalFold(cmd.Args[0], "MULTI"):
+		s.inMulti, s.queue = true, nil
+		return nil
+	case equalFold(cmd.Args[0], "DISCARD"):
+		s.inMulti, s.queue = false, nil
+		if len(cmd.Raw) == 0 {
+			// psync's DISCARD for a block cut by the link: it will come
+			// again from MULTI, at cmd.Offset.
+			s.last = cmd.Offset
+		}
+		return nil
+	case equalFold(cmd.Args[0], "EXEC"):
+		q := s.queue
+		s.inMulti, s.queue = false, nil
+		for _, args := range q {
+			if err := s.apply(args); err != nil {
+				return err
+			}
+		}
+		return nil
+	case s.inMulti:
+		args := make([][]byte, len(cmd.Args))
+		for i, a := range cmd.Args {
+			args[i] = slices.Clone(a)
+		}
+		s.queue = append(s.queue, args)
+		return nil
+	}
 	return s.apply(cmd.Args)
 }
+
+func equalFold(b []byte, s string) bool { return strings.EqualFold(string(b), s) }
 
 // Err returns the first stream invariant violation the store saw, or nil.
 func (s *Store) Err() error {
