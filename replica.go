@@ -304,14 +304,16 @@ func (r *Replica) openLink(ctx context.Context, conn io.ReadWriteCloser) *replLi
 var ErrDisconnected = errors.New("psync: link closed by Disconnect")
 
 // Disconnect closes the replica's current connections to its master (what
-// CLIENT KILL TYPE master does on Redis). Run reconnects at once and
-// continues partially when the master's backlog allows.
-func (r *Replica) Disconnect() {
+// CLIENT KILL TYPE master does on Redis) and returns how many it closed.
+// Run reconnects at once and continues partially when the master's backlog
+// allows.
+func (r *Replica) Disconnect() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for l := range r.links {
 		l.cancel(ErrDisconnected)
 	}
+	return len(r.links)
 }
 
 // close ends the link and waits for its watchdog.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/psyncio/psync"
@@ -100,41 +99,22 @@ type replicaLink struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
-
-	mu   sync.Mutex
-	conn net.Conn // the current link to the master, for CLIENT KILL TYPE master
 }
 
 func (rl *replicaLink) dial(ctx context.Context) (io.ReadWriteCloser, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(rl.host, strconv.Itoa(rl.port)))
-	if err != nil {
-		return nil, err
-	}
-	rl.mu.Lock()
-	rl.conn = c
-	rl.mu.Unlock()
-	return c, nil
+	return d.DialContext(ctx, "tcp", net.JoinHostPort(rl.host, strconv.Itoa(rl.port)))
 }
 
-// killLink cuts the current link to the master; the Replica reconnects and
-// continues partially when it can. It reports whether a link was cut.
-func (rl *replicaLink) killLink() bool {
-	rl.mu.Lock()
-	defer rl.mu.Unlock()
-	if rl.conn == nil {
-		return false
-	}
-	rl.conn.Close()
-	rl.conn = nil
-	return true
-}
+// killLink cuts the current links to the master (CLIENT KILL TYPE master);
+// the Replica reconnects and continues partially when it can. It reports
+// whether a link was cut.
+func (rl *replicaLink) killLink() bool { return rl.r.Disconnect() > 0 }
 
 // stop ends the Replica's Run and waits for it.
 func (rl *replicaLink) stop() {
 	rl.cancel()
 	<-rl.done
-	rl.killLink()
 }
 
 // linkState returns ROLE's replication state word for the link.
@@ -246,33 +226,22 @@ func (s *server) becomeMaster() error {
 	if err != nil {
 		return err
 	}
-	// A transaction of the old master's stream left open by the cut is
-	// dropped here; the backlog holds its MULTI and queued commands, so
-	// sub-replicas get DISCARD to drop them too (Redis never puts an
-	// unfinished transaction in its backlog; psync's Replica feeds it per
-	// command).
+	// A transaction of the old master's stream left open by the cut was
+	// discarded by the Replica when its link ended (psync applies DISCARD),
+	// and never reached the backlog (blocks go there whole, at EXEC).
 	s.applyMu.Lock()
-	openTx := s.stream.InMulti()
 	s.stream = kv.Client{}
 	s.applyMu.Unlock()
 	// Feed first, then accept writes: no write may miss the stream. The
 	// stream restarts with SELECT, as Redis's does after promotion.
 	s.store.Locked(func() {
-		if openTx {
-			s.m.Feed(discardCmd)
-		}
 		s.feeding, s.streamDB = true, -1
 	})
-	if openTx {
-		s.log.Warn("promoted inside a transaction of the old master's stream: its queued commands are discarded")
-	}
 	s.store.SetReadOnly(false)
 	s.isReplica.Store(false)
 	s.log.Info("promoted to master", "replid", pos.ID, "offset", pos.Offset, "replid2", s.m.Stats().ReplID2)
 	return nil
 }
-
-var discardCmd = psync.AppendCommandString(nil, "DISCARD")
 
 // promote is the seam for in-place promotion: psync's Master.Promote gives
 // the history a fresh ID, keeps the old one as replid2 up to offset+1 and
