@@ -413,7 +413,7 @@ func TestBoundedResources(t *testing.T) {
 		}},
 	}
 
-	m := newMaster(t, psync.MasterConfig{BacklogSize: 256 << 10, MaxLag: 64 << 10, Timeout: resTimeout, FullSyncDelay: -1})
+	m := newMaster(t, psync.MasterConfig{BacklogSize: 1 << 20, MaxLag: 64 << 10, Timeout: resTimeout, FullSyncDelay: -1})
 	writeN(t, m, "seed", 100, 100)
 	d := psynctest.NewDialer(m.m)
 	t.Cleanup(d.Close)
@@ -493,7 +493,7 @@ func snapshotOf(t *testing.T, data map[string]string) string {
 }
 
 // TestBugCloseWhileServing: Master.Close races a Serve that reaches a full
-// resync: joinFullSync (master_fullsync.go:35 at 3826a71) calls m.wg.Add(1)
+// resync: joinFullSync (master_fullsync.go:36 at 9722921) calls m.wg.Add(1)
 // for the snapshot session without checking m.closed, and attach
 // (master.go:410) adds the link's watchdog to m.wg after releasing m.mu,
 // while Close may be in m.wg.Wait(). The race detector reports "Add called concurrently with

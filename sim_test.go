@@ -101,7 +101,7 @@ func TestSim(t *testing.T) {
 // TestBugGetAckMissingFromBacklog: a chained replica (ReplicaConfig.Master
 // set) that fails to answer a REPLCONF GETACK returns from stream() before
 // writing the GETACK to its backlog, but after counting it in its offset
-// (replica.go:574-578 at 3826a71, stream(), the "replconf" case:
+// (replica.go:614-620 at 9722921, stream(), the "replconf" case:
 // r.offset.Store(cmd.Offset), then "return err" on sendAck's failure,
 // skipping backlog.Write). The
 // replica and its Master then disagree by 37 bytes for good: its
@@ -148,7 +148,7 @@ func TestBugGetAckMissingFromBacklog(t *testing.T) {
 }
 
 // TestBugPingsFillBacklog: psynctest.Store labels a snapshot with the offset
-// of its last write (psynctest/store.go:283, Snapshot: off := s.last), not
+// of its last write (psynctest/store.go:319, Snapshot: off := s.last), not
 // the master's offset. Stream PINGs the master writes after that write
 // still have to be in the backlog for the snapshot to be followed; once they
 // fill it, every full resync fails ("snapshot offset N not followed by the

@@ -20,7 +20,7 @@ import (
 	"github.com/psyncio/psync"
 )
 
-// This file holds Sim, a seeded simulation of a replication topology under
+// This file holds RunSim, a seeded simulation of a replication topology under
 // faults, in the spirit of a fuzzy transport: a master, replicas and
 // optionally a chain run over in-memory links that a schedule drawn from one
 // seed cuts, stalls, slows and resumes, while the master takes random writes,
@@ -65,7 +65,11 @@ type SimConfig struct {
 	BacklogSize int
 	// Links selects single or dual links for full resyncs.
 	Links SimLinks
-	// Promotions and Restarts enable those events in the schedule.
+	// Promotions enables promotions (REPLICAOF NO ONE of a replica with a
+	// Master, the others repointed to it, the old master demoted to a
+	// replica of it, sometimes after writes it alone took). Restarts
+	// enables restarts of replicas from their persisted Position (with a
+	// new Master when they had one) and of the master from its own.
 	Promotions bool
 	Restarts   bool
 	// Diskless hides the snapshot's size from the masters, so they send it
