@@ -96,3 +96,38 @@ func TestReserveKeepsLoading(t *testing.T) {
 	assert.Equal(t, 1, d.DBSize(1))
 	assert.Equal(t, int64(5), d.dbs[1].expires["a"])
 }
+
+func TestAddPipelineKeepsOrder(t *testing.T) {
+	// More keys than one insertion batch, then the same keys again: the
+	// later ones must win, dropping or replacing the expiry; DBSize in the
+	// middle of the load sees every key added so far.
+	d := NewDataset(4)
+	m := 2*insertBatch + 5
+	for i := range m {
+		require.NoError(t, d.Add(&rdb.Entry{DB: 2, Key: fmt.Appendf(nil, "k%d", i), String: []byte("old"), ExpireAt: 1000, Idle: -1, Freq: -1}))
+	}
+	assert.Equal(t, m, d.DBSize(2))
+	for i := range m {
+		e := &rdb.Entry{DB: 2, Key: fmt.Appendf(nil, "k%d", i), String: fmt.Appendf(nil, "new%d", i), Idle: -1, Freq: -1}
+		if i%2 == 1 {
+			e.ExpireAt = 2000
+		}
+		require.NoError(t, d.Add(e))
+	}
+	require.NoError(t, d.Add(&rdb.Entry{DB: 3, Key: []byte("last"), String: []byte("x"), Idle: -1, Freq: -1}))
+	s := New(Options{Databases: 4})
+	s.Swap(d)
+	assert.Equal(t, m, s.DBSize(2))
+	assert.Equal(t, 1, s.DBSize(3))
+	keys, expires := s.DBStats(2)
+	assert.Equal(t, m, keys)
+	assert.Equal(t, m/2, expires)
+	for i := range m {
+		assert.Equal(t, fmt.Sprintf("new%d", i), string(s.dbs[2].keys[fmt.Sprint("k", i)].str))
+		at, ok := s.dbs[2].expires[fmt.Sprint("k", i)]
+		assert.Equal(t, i%2 == 1, ok)
+		if ok {
+			assert.Equal(t, int64(2000), at)
+		}
+	}
+}

@@ -100,6 +100,13 @@ type Dataset struct {
 	dbs   []*db
 	aux   map[string]string
 	arena loadArena // allocates what Add copies
+
+	// Add's pipeline (see Add): keys copied but not inserted yet, the
+	// batch being inserted (inflight is closed once it is), and a spare
+	// batch buffer.
+	pending  []loadedKey
+	spare    []loadedKey
+	inflight chan struct{}
 }
 
 // Aux returns the AUX fields of the RDB the dataset was loaded from, such
@@ -108,6 +115,7 @@ func (d *Dataset) Aux() map[string]string { return d.aux }
 
 // DBSize returns the number of keys in database i.
 func (d *Dataset) DBSize(i int) int {
+	d.sync()
 	if i < 0 || i >= len(d.dbs) {
 		return 0
 	}
@@ -144,6 +152,7 @@ func LoadRDB(r io.Reader, opt LoadOptions) (*Dataset, error) {
 			return nil, err
 		}
 	}
+	d.sync()
 	d.aux = rd.Aux()
 	return d, nil
 }
@@ -203,6 +212,7 @@ func objectFromEntry(e *rdb.Entry, a *loadArena) (*object, error) {
 // databases than the store, the others become empty; databases beyond the
 // store's count must be empty.
 func (s *Store) Swap(d *Dataset) {
+	d.sync()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.dbs {

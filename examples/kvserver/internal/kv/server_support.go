@@ -107,6 +107,7 @@ func NewDataset(n int) *Dataset {
 // Hints are capped, so a hostile file cannot make it reserve much memory.
 func (d *Dataset) Reserve(db int, keys, expires uint64) {
 	const maxHint = 1 << 26
+	d.sync()
 	if db < 0 || db >= len(d.dbs) || len(d.dbs[db].keys) > 0 {
 		return
 	}
@@ -120,6 +121,13 @@ func (d *Dataset) Reserve(db int, keys, expires uint64) {
 // Add copies one RDB entry into the dataset, as LoadRDB does for each key:
 // e may be reused by the caller afterwards. Keys keep their expiry even if
 // it has passed.
+//
+// The copy is made before Add returns; the insertion into the database's
+// map happens on another goroutine, a batch of keys at a time, while the
+// caller decodes the next ones (inserting a million keys into a map is
+// the larger half of a load, bound by memory latency). Every other method
+// waits for the insertions first; a Dataset that is dropped mid-load
+// leaves at most one batch goroutine behind, which ends by itself.
 func (d *Dataset) Add(e *rdb.Entry) error {
 	if e.DB < 0 || e.DB >= len(d.dbs) {
 		return fmt.Errorf("kv: RDB key %q in database %d, only %d databases", e.Key, e.DB, len(d.dbs))
@@ -128,13 +136,56 @@ func (d *Dataset) Add(e *rdb.Entry) error {
 	if err != nil {
 		return err
 	}
-	t := d.dbs[e.DB]
-	k := d.arena.string(e.Key)
-	t.keys[k] = o
-	if e.ExpireAt != 0 {
-		t.expires[k] = e.ExpireAt
-	} else if len(t.expires) > 0 {
-		delete(t.expires, k)
+	d.pending = append(d.pending, loadedKey{db: e.DB, key: d.arena.string(e.Key), o: o, expireAt: e.ExpireAt})
+	if len(d.pending) == insertBatch {
+		d.wait()
+		batch, done := d.pending, make(chan struct{})
+		d.pending, d.spare, d.inflight = d.spare[:0], batch, done
+		go func() {
+			d.insert(batch)
+			close(done)
+		}()
 	}
 	return nil
+}
+
+// insertBatch is how many keys Add hands to an insertion goroutine at once.
+const insertBatch = 1024
+
+// loadedKey is a key copied by Add, waiting to be inserted.
+type loadedKey struct {
+	db       int
+	key      string
+	o        *object
+	expireAt int64
+}
+
+// insert adds keys to their databases, in order.
+func (d *Dataset) insert(keys []loadedKey) {
+	for i := range keys {
+		k := &keys[i]
+		t := d.dbs[k.db]
+		t.keys[k.key] = k.o
+		if k.expireAt != 0 {
+			t.expires[k.key] = k.expireAt
+		} else if len(t.expires) > 0 {
+			delete(t.expires, k.key)
+		}
+		*k = loadedKey{}
+	}
+}
+
+// wait waits for the batch being inserted, if any.
+func (d *Dataset) wait() {
+	if d.inflight != nil {
+		<-d.inflight
+		d.inflight = nil
+	}
+}
+
+// sync completes every insertion: the databases then hold every key added.
+func (d *Dataset) sync() {
+	d.wait()
+	d.insert(d.pending)
+	d.pending = d.pending[:0]
 }
