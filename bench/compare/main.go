@@ -42,6 +42,7 @@ type options struct {
 	out      string // markdown file to write
 	kvserver string // prebuilt kvserver binary
 	kvflags  string // extra kvserver flags
+	backlog  string // kvserver --repl-backlog-size of the second streaming comparison
 	quick    bool
 }
 
@@ -55,6 +56,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "markdown report to write (empty: none)")
 	flag.StringVar(&o.kvserver, "kvserver", "", "use this kvserver binary instead of building ./examples/kvserver")
 	flag.StringVar(&o.kvflags, "kvflags", "", "extra kvserver flags, space-separated")
+	flag.StringVar(&o.backlog, "stream-backlog", "256mb", "also run the streaming comparison with kvserver --repl-backlog-size this (Redis buffers up to 256mb for a replica besides its backlog); empty: skip")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes (100k keys, 200k requests, one run): checks the program, not a result")
 	flag.Parse()
 	if o.quick {
@@ -148,11 +150,18 @@ func run(o options) error {
 		}
 	}
 	if want("stream") {
-		res, err := e.streaming(o.requests, o.runs, logf)
+		res, err := e.streaming(o.requests, o.runs, nil, logf)
 		if err != nil {
 			return err
 		}
 		r.stream = res
+		if o.backlog != "" {
+			res, err := e.streaming(o.requests, o.runs, []string{"--repl-backlog-size", o.backlog}, logf)
+			if err != nil {
+				return err
+			}
+			r.streamBig = res
+		}
 	}
 	if want("full") {
 		res, err := e.fullResync(o.keys, o.runs, logf)

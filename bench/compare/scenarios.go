@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -110,15 +111,15 @@ var rpsRE = regexp.MustCompile(`SET: ([0-9.]+) requests per second`)
 
 // streaming runs redis-benchmark against a fresh master/replica pair of
 // each kind, alternating, runs times each.
-func (e *env) streaming(n, runs int, logf func(string, ...any)) (map[kind][]streamRun, error) {
+func (e *env) streaming(n, runs int, kvFlags []string, logf func(string, ...any)) (map[kind][]streamRun, error) {
 	res := map[kind][]streamRun{}
 	for i := range runs {
 		for _, k := range []kind{kindKV, kindRedis} {
-			r, err := e.streamingOnce(k, n)
+			r, err := e.streamingOnce(k, n, kvFlags)
 			if err != nil {
 				return nil, fmt.Errorf("%s streaming: %w", k, err)
 			}
-			logf("streaming %d/%d %-8s %.0f SET/s, catch-up %v, %d full resyncs during the run", i+1, runs, k, r.ops, r.catchUp.Round(100*time.Microsecond), r.resyncs)
+			logf("streaming%s %d/%d %-8s %.0f SET/s, catch-up %v, %d full resyncs during the run", strings.Join(append([]string{""}, kvFlags...), " "), i+1, runs, k, r.ops, r.catchUp.Round(100*time.Microsecond), r.resyncs)
 			res[k] = append(res[k], r)
 		}
 	}
@@ -129,13 +130,13 @@ func benchmarkArgs(port, n int) []string {
 	return []string{"-p", strconv.Itoa(port), "-t", "set", "-n", strconv.Itoa(n), "-P", "64", "-d", "100", "-c", "50", "-r", "1000000", "-q"}
 }
 
-func (e *env) streamingOnce(k kind, n int) (streamRun, error) {
-	m, err := e.start(k, 0)
+func (e *env) streamingOnce(k kind, n int, kvFlags []string) (streamRun, error) {
+	m, err := e.start(k, 0, kvFlags...)
 	if err != nil {
 		return streamRun{}, err
 	}
 	defer m.stop()
-	r, err := e.start(k, m.port)
+	r, err := e.start(k, m.port, kvFlags...)
 	if err != nil {
 		return streamRun{}, err
 	}

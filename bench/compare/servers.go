@@ -52,8 +52,9 @@ func (e *env) freePort() int {
 }
 
 // start runs a server of kind k; replicaOf > 0 makes it a replica of that
-// port from its start. It returns once the server accepts connections.
-func (e *env) start(k kind, replicaOf int) (*server, error) {
+// port from its start; kvFlags are added to a kvserver's flags. It returns
+// once the server accepts connections.
+func (e *env) start(k kind, replicaOf int, kvFlags ...string) (*server, error) {
 	port := e.freePort()
 	s := &server{kind: k, port: port, log: filepath.Join(e.dir, fmt.Sprintf("%s-%d.log", k, port))}
 	var args []string
@@ -63,6 +64,7 @@ func (e *env) start(k kind, replicaOf int) (*server, error) {
 		bin = e.kvserver
 		args = []string{"--port", strconv.Itoa(port), "--repl-diskless-sync-delay", "0"}
 		args = append(args, e.extraKV...)
+		args = append(args, kvFlags...)
 	case kindRedis:
 		bin = "redis-server"
 		args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
