@@ -403,11 +403,11 @@ func (m *Master) attach(ctx context.Context, rw io.ReadWriter, info ReplicaInfo)
 			go m.pingLoop(m.idle)
 		}
 	}
-	m.mu.Unlock()
-
 	// The watchdog closes the transport when the link ends (to interrupt
-	// blocked I/O) and enforces timeouts and the lag limit.
+	// blocked I/O) and enforces timeouts and the lag limit. Added under mu,
+	// so never concurrently with Close's Wait.
 	m.wg.Add(1)
+	m.mu.Unlock()
 	go func() {
 		defer m.wg.Done()
 		l.watch()

@@ -29,6 +29,10 @@ type fullSyncResult struct {
 func (m *Master) joinFullSync(l *link, legacy bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		l.syncResult <- fullSyncResult{err: ErrClosed}
+		return
+	}
 	s := m.session
 	if s == nil {
 		s = &fullSync{legacy: make(map[*link]bool)}

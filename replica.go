@@ -29,8 +29,10 @@ type ReplicaConfig struct {
 	// Every byte the replica processes is fed to it, byte for byte, so
 	// sub-replicas share the upstream's replid and offsets. Its Snapshotter
 	// serves sub-replicas' full resyncs: Snapshot.Offset must then be the
-	// Offset of the last Command applied to the captured dataset (or of the
-	// snapshot loaded). When Position is zero, the replica resumes from the
+	// larger of the Offset of the last Command applied to the captured
+	// dataset (or of the snapshot loaded) and Master.Offset(), both read
+	// under the host's lock (psync writes a command to the backlog just after
+	// Apply returns; bytes beyond the last command, PINGs, change no data). When Position is zero, the replica resumes from the
 	// Master's own position: a demoted master continues partially with its
 	// new master when its history allows.
 	Master *Master
@@ -610,17 +612,11 @@ func (r *Replica) stream(l *replLink, cr *CommandReader) (err error) {
 		}
 		r.readOffset.Store(off + int64(len(cmd.Raw)))
 		cmd.Offset = off + int64(len(cmd.Raw))
+		getack := false
 		switch {
 		case len(cmd.Args) == 0, cmd.Is("ping"):
 		case cmd.Is("replconf"):
-			if len(cmd.Args) >= 2 && equalFold(cmd.Args[1], "getack") {
-				if !inMulti {
-					r.offset.Store(cmd.Offset)
-				}
-				if err := l.sendAck(); err != nil {
-					return err
-				}
-			}
+			getack = len(cmd.Args) >= 2 && equalFold(cmd.Args[1], "getack")
 		default:
 			if err := app.Apply(cmd); err != nil {
 				return fmt.Errorf("%w: %s at offset %d: %w", ErrApply, cmd.Name(), off, err)
@@ -640,12 +636,24 @@ func (r *Replica) stream(l *replLink, cr *CommandReader) (err error) {
 			}
 		case inMulti:
 			block = append(block, cmd.Raw...)
+			if getack {
+				if err := l.sendAck(); err != nil {
+					return err
+				}
+			}
 			continue
 		case backlog != nil:
 			backlog.Write(cmd.Raw)
 		}
 		r.offset.Store(off)
 		r.offsetWake.wake()
+		// The ACK goes out once the GETACK is processed and in the backlog,
+		// so a failed ACK cannot leave the two apart.
+		if getack {
+			if err := l.sendAck(); err != nil {
+				return err
+			}
+		}
 	}
 }
 

@@ -501,7 +501,6 @@ func snapshotOf(t *testing.T, data map[string]string) string {
 // Wait has returned" (seen in TestSim: restarting a master while replicas
 // dialed it). A host closes its Master at shutdown while replicas connect.
 func TestBugCloseWhileServing(t *testing.T) {
-	t.Skip("bug: Master.Close races m.wg.Add in joinFullSync and attach")
 
 	for i := 0; i < 300; i++ {
 		s := psynctest.NewStore()

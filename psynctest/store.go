@@ -302,10 +302,10 @@ func uvarintLen(x uint64) int {
 }
 
 // Snapshot implements psync.Snapshotter: a shallow copy of the map (values
-// are never mutated in place) and the offset of the last change, read under
-// the lock writes take: the offset Exec's Feed returned, or the Offset of
-// the last command applied or snapshot loaded when the store follows a
-// master (chained replication). The store must be attached with SetMaster.
+// are never mutated in place) labelled, under the lock writes take, with the
+// larger of the master's offset and the offset of the last change (the
+// Offset of the last command applied or snapshot loaded when the store
+// follows a master). The store must be attached with SetMaster.
 func (s *Store) Snapshot(ctx context.Context) (psync.Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -316,10 +316,12 @@ func (s *Store) Snapshot(ctx context.Context) (psync.Snapshot, error) {
 	for k, v := range s.data {
 		data[k] = v
 	}
-	off := s.last
-	if off < 0 {
-		off = s.master.Offset()
-	}
+	// The master's offset is never behind a write applied under this lock,
+	// except on a chained replica between Apply and its backlog write, when
+	// s.last is right; bytes past s.last in the backlog (PINGs, GETACKs) do
+	// not change data, and labelling the snapshot after them keeps it
+	// followed by the backlog however many PINGs came since the last write.
+	off := max(s.last, s.master.Offset())
 	return &storeSnapshot{data: data, offset: off, size: snapshotSize(data)}, nil
 }
 
