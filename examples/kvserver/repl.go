@@ -70,18 +70,15 @@ func (s *server) Snapshot(ctx context.Context) (psync.Snapshot, error) {
 	} else {
 		s.applyMu.Lock()
 		snap = s.store.Snapshot(nil)
-		pos.Offset, streamDB = s.applied, s.stream.DB
+		// psync's contract for a replica's Snapshotter: the larger of the
+		// last applied command's offset and the Master's (bytes past the
+		// last command, PINGs, change no data; psync waits for the backlog
+		// to catch up when Apply just returned).
+		pos.Offset, streamDB = max(s.applied, s.m.Offset()), s.stream.DB
 		s.applyMu.Unlock()
 		pos.ID = s.m.Position().ID
 	}
 	s.roleMu.Unlock()
-	if replica {
-		// The Replica writes a command to the backlog right after Apply
-		// returns; wait for it so the backlog follows the snapshot.
-		for deadline := time.Now().Add(time.Second); s.m.Offset() < pos.Offset && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
-		}
-	}
 	return rdb.NewSnapshot(rdb.SnapshotConfig{
 		Offset:   pos.Offset,
 		ReplID:   pos.ID,
