@@ -345,6 +345,7 @@ func TestReplicaSnapshotExcludesOpenTransaction(t *testing.T) {
 	}
 	start := s.m.Offset()
 	off := start
+	var block []byte
 	apply := func(args ...string) {
 		raw := psync.AppendCommandString(nil, args...)
 		off += int64(len(raw))
@@ -355,7 +356,19 @@ func TestReplicaSnapshotExcludesOpenTransaction(t *testing.T) {
 		if err := (applier{s.server}).Apply(cmd); err != nil {
 			t.Fatal(err)
 		}
-		s.m.Feed(raw) // as the Replica does after Apply
+		// As the Replica does after Apply: a MULTI block goes to the
+		// backlog whole, at EXEC.
+		switch {
+		case cmd.Is("multi"):
+			block = append(block[:0], raw...)
+		case cmd.Is("exec"):
+			s.m.Feed(append(block, raw...))
+			block = nil
+		case block != nil:
+			block = append(block, raw...)
+		default:
+			s.m.Feed(raw)
+		}
 	}
 	snapOffset := func() int64 {
 		sn, err := s.Snapshot(t.Context())
