@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ type options struct {
 	kvflags  string // extra kvserver flags
 	backlog  string // kvserver --repl-backlog-size of the second streaming comparison
 	quick    bool
+	cpuprof  string // CPU profile of this process (the in-process comparisons)
 }
 
 func main() {
@@ -57,12 +59,26 @@ func main() {
 	flag.StringVar(&o.kvserver, "kvserver", "", "use this kvserver binary instead of building ./examples/kvserver")
 	flag.StringVar(&o.kvflags, "kvflags", "", "extra kvserver flags, space-separated")
 	flag.StringVar(&o.backlog, "stream-backlog", "256mb", "also run the streaming comparison with kvserver --repl-backlog-size this (Redis buffers up to 256mb for a replica besides its backlog); empty: skip")
+	flag.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of this process (in-process comparisons: raw, rdb) to this file")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes (100k keys, 200k requests, one run): checks the program, not a result")
 	flag.Parse()
 	if o.quick {
 		o.keys, o.requests, o.runs, o.kills = 100_000, 200_000, 1, 3
 	}
+	if o.cpuprof != "" {
+		f, err := os.Create(o.cpuprof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "compare:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "compare:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(o); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(1)
 	}
