@@ -492,16 +492,14 @@ func snapshotOf(t *testing.T, data map[string]string) string {
 	return b.String()
 }
 
-// TestBugCloseWhileServing: Master.Close races a Serve that reaches a full
-// resync: joinFullSync (master_fullsync.go:36 at 9722921) calls m.wg.Add(1)
-// for the snapshot session without checking m.closed, and attach
-// (master.go:410) adds the link's watchdog to m.wg after releasing m.mu,
-// while Close may be in m.wg.Wait(). The race detector reports "Add called concurrently with
-// Wait", and without it sync panics "WaitGroup is reused before previous
-// Wait has returned" (seen in TestSim: restarting a master while replicas
-// dialed it). A host closes its Master at shutdown while replicas connect.
+// TestBugCloseWhileServing (fixed in e8c50b9): Master.Close raced a Serve
+// reaching a full resync: joinFullSync called m.wg.Add(1) for the snapshot
+// session without checking m.closed, and attach added the link's watchdog to
+// m.wg after releasing m.mu, while Close could be in m.wg.Wait(): "Add
+// called concurrently with Wait" under the race detector, else the panic
+// "WaitGroup is reused before previous Wait has returned". Found by TestSim
+// restarting a master while its replicas dialed it.
 func TestBugCloseWhileServing(t *testing.T) {
-
 	for i := 0; i < 300; i++ {
 		s := psynctest.NewStore()
 		m, err := psync.NewMaster(psync.MasterConfig{Snapshotter: s, Logger: quiet, FullSyncDelay: -1})

@@ -47,15 +47,12 @@ func TestSim(t *testing.T) {
 		require.NoError(t, err, "PSYNC_SIM_SEED")
 		first, count = n, 1
 	}
-	// PSYNC_SIM_KNOWN_BUGS=1 also schedules what triggers the bugs below
-	// (GETACKs: TestBugGetAckMissingFromBacklog).
-	knownBugs := os.Getenv("PSYNC_SIM_KNOWN_BUGS") != ""
 	goroutines := runtime.NumGoroutine()
 
 	// The runs mostly wait (on timeouts, pauses, backoffs), so more of them
 	// go at once than -parallel (GOMAXPROCS) would allow: a pool of workers
 	// calls t.Run concurrently.
-	workers := 8 * runtime.GOMAXPROCS(0)
+	workers := 4 * runtime.GOMAXPROCS(0)
 	seeds := make(chan uint64)
 	var (
 		mu    sync.Mutex
@@ -71,7 +68,6 @@ func TestSim(t *testing.T) {
 			for seed := range seeds {
 				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 					cfg := psynctest.DefaultSimConfig(seed)
-					cfg.GetAcks = knownBugs
 					cfg.Rerun = fmt.Sprintf("PSYNC_SIM_SEED=%d go test -race -run 'TestSim$' -v . (or -run 'TestSim/seed=%d$')", seed, seed)
 					res := psynctest.RunSim(t, cfg)
 					mu.Lock()
@@ -98,18 +94,14 @@ func TestSim(t *testing.T) {
 		"goroutines: %d before the runs, %d after", goroutines, runtime.NumGoroutine())
 }
 
-// TestBugGetAckMissingFromBacklog: a chained replica (ReplicaConfig.Master
-// set) that fails to answer a REPLCONF GETACK returns from stream() before
-// writing the GETACK to its backlog, but after counting it in its offset
-// (replica.go:614-620 at 9722921, stream(), the "replconf" case:
-// r.offset.Store(cmd.Offset), then "return err" on sendAck's failure,
-// skipping backlog.Write). The
-// replica and its Master then disagree by 37 bytes for good: its
-// sub-replicas and, after a promotion, every replica get a stream whose
-// offsets are off. Found by TestSim with GETACKs scheduled (seed 149 of an
-// early run, where r1 ended at 189544 and its Master at 189507).
+// TestBugGetAckMissingFromBacklog (fixed in e8c50b9): a chained replica
+// (ReplicaConfig.Master set) that failed to answer a REPLCONF GETACK
+// returned from stream() after counting the GETACK in its offset but before
+// writing it to its backlog, so the replica and its Master disagreed by 37
+// bytes for good, and its sub-replicas (and, after a promotion, every
+// replica) got a stream whose offsets were off. Found by TestSim with
+// GETACKs scheduled.
 func TestBugGetAckMissingFromBacklog(t *testing.T) {
-
 	s := psynctest.NewStore()
 	pos := psync.Position{ID: fakeID, Offset: 100}
 	m, err := psync.NewMaster(psync.MasterConfig{Snapshotter: s, Position: pos, Logger: quiet})
@@ -146,24 +138,15 @@ func TestBugGetAckMissingFromBacklog(t *testing.T) {
 	assert.Equal(t, r.Offset(), m.Offset(), "the replica's backlog holds every byte its offset counts")
 }
 
-// TestBugPingsFillBacklog: psynctest.Store labels a snapshot with the offset
-// of its last write (psynctest/store.go:319, Snapshot: off := s.last), not
-// the master's offset. Stream PINGs the master writes after that write
-// still have to be in the backlog for the snapshot to be followed; once they
-// fill it, every full resync fails ("snapshot offset N not followed by the
-// backlog") until the next write, and a replica cannot sync a quiet master
-// at all; a master restarted from its persisted position (empty backlog,
-// PINGs in the position) cannot either. The same
-// holds for the documented rule for chained replicas (ReplicaConfig.Master:
-// "Snapshot.Offset must then be the Offset of the last Command applied"),
-// whose backlog fills with the PINGs they forward. A possible fix: a
-// snapshot may be labelled with the master's current offset when only
-// PINGs (or GETACKs) followed its last write, e.g. Store.Snapshot taking
-// max(s.last, master.Offset()) (the master's offset cannot be behind a write
-// applied under the lock, except on a chained replica between Apply and its
-// backlog write, where s.last is right).
+// TestBugPingsFillBacklog (fixed in e8c50b9): psynctest.Store labelled a
+// snapshot with the offset of its last write, not the master's offset, so
+// the stream PINGs written after it had to stay in the backlog for the
+// snapshot to be followed; once they filled it every full resync failed
+// ("snapshot offset N not followed by the backlog") until the next write: a
+// replica could not sync a quiet master with a small backlog, nor a master
+// restarted from its persisted position. Found by TestSim (a promoted
+// chained node with a 220-byte backlog; a restarted master with PINGs).
 func TestBugPingsFillBacklog(t *testing.T) {
-
 	m := newMaster(t, psync.MasterConfig{BacklogSize: 100, PingPeriod: 5 * time.Millisecond})
 	writeN(t, m, "k", 3, 10)
 	d := psynctest.NewDialer(m.m)

@@ -77,19 +77,13 @@ type SimConfig struct {
 	Diskless bool
 	// Timeout is the masters' and replicas' link timeout. Default 1 s.
 	Timeout time.Duration
-	// PingPeriod is the masters' PingPeriod; 0 means no stream PINGs. With
-	// PINGs, backlogs are at least 16 KiB: a psynctest.Store labels its
-	// snapshot with the offset of its last write, so once PINGs fill the
-	// backlog after it no full resync can start (see TestBugPingsFillBacklog
-	// in the root package).
+	// PingPeriod is the masters' PingPeriod; 0 means no stream PINGs.
 	PingPeriod time.Duration
-	// GetAcks schedules REPLCONF GETACK in the stream. Off by default: a
-	// replica with a Master that fails to answer a GETACK counts it in its
-	// offset but not in its backlog (see TestBugGetAckMissingFromBacklog in
-	// the root package).
+	// GetAcks schedules REPLCONF GETACK in the stream (Master.RequestAck).
 	GetAcks bool
 	// SettleTimeout bounds the wait for every node to catch up once the
-	// faults stop. Default 20 s.
+	// faults stop, and (halved) for every goroutine to end after the run.
+	// Default 60 s: generous, so that only a hang fails on a loaded machine.
 	SettleTimeout time.Duration
 	// Rerun is printed with a failure, to tell how to replay the seed alone.
 	Rerun string
@@ -122,6 +116,7 @@ func DefaultSimConfig(seed uint64) SimConfig {
 		Restarts:   r.IntN(3) > 0,
 		Diskless:   r.IntN(4) == 0,
 		PingPeriod: time.Duration(r.IntN(3)/2) * time.Duration(30+r.IntN(200)) * time.Millisecond,
+		GetAcks:    r.IntN(3) > 0,
 	}
 }
 
@@ -196,7 +191,7 @@ func RunSim(t testing.TB, cfg SimConfig) (res SimResult) {
 		cfg.Timeout = time.Second
 	}
 	if cfg.SettleTimeout <= 0 {
-		cfg.SettleTimeout = 20 * time.Second
+		cfg.SettleTimeout = time.Minute
 	}
 	s := &sim{t: t, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x51e0)), logs: &logRing{max: 300}}
 	s.res.Seed = cfg.Seed
@@ -265,9 +260,7 @@ type simNode struct {
 	replicas []*psync.Replica
 	conns    []*simConn
 
-	// serving counts the Serve calls running on m; blocked refuses new ones
-	// while m is being closed.
-	serving sync.WaitGroup
+	// blocked refuses new dials while m is being replaced.
 	blocked bool
 
 	// sideAsks holds what a second link asks after each +FULLRESYNC sent
@@ -309,9 +302,6 @@ func (s *sim) logger(name string) *slog.Logger {
 func (s *sim) backlogSize() int {
 	if s.cfg.BacklogSize > 0 {
 		return s.cfg.BacklogSize
-	}
-	if s.cfg.PingPeriod > 0 {
-		return 16<<10 + s.rng.IntN(16<<10)
 	}
 	switch s.rng.IntN(4) {
 	case 0:
@@ -463,14 +453,12 @@ func (s *sim) dialer(n *simNode, inst *simInst) func(context.Context) (io.ReadWr
 		}
 		n.conns = append(live, c)
 		s.serves.Add(1)
-		up.serving.Add(1)
 		s.mu.Unlock()
 		s.statsMu.Lock()
 		s.res.Dials++
 		s.statsMu.Unlock()
 		go func() {
 			defer s.serves.Done()
-			defer up.serving.Done()
 			_ = m.Serve(s.ctx, &masterEnd{Conn: b, rec: rec})
 		}()
 		return c, nil
@@ -905,26 +893,13 @@ func (s *sim) restart(i int) {
 	s.tracef("step %d: restart %s at %v", i, n.name, back)
 }
 
-// closeMaster closes n's Master once every Serve on it returned: Close
-// racing a Serve that starts a full resync is a known bug (see
-// TestBugCloseWhileServing in the root package).
+// closeMaster closes n's Master while its replicas may be dialing it and
+// its links are live (Close drops them); new dials wait for the next Master.
 func (s *sim) closeMaster(n *simNode) {
 	s.mu.Lock()
 	n.blocked = true
 	m := n.m
-	var conns []*simConn
-	for _, o := range s.nodes {
-		for _, c := range o.conns {
-			if c.rec.m == m {
-				conns = append(conns, c)
-			}
-		}
-	}
 	s.mu.Unlock()
-	for _, c := range conns {
-		c.Cut()
-	}
-	n.serving.Wait()
 	m.Close()
 	s.mu.Lock()
 	n.blocked = false
@@ -1116,8 +1091,8 @@ func (s *sim) teardown() {
 			if err != nil && !errors.Is(err, context.Canceled) {
 				s.errorf("%s: Run returned %v", n.name, err)
 			}
-		case <-time.After(10 * time.Second):
-			s.errorf("%s: Run did not return within 10 s of its cancel\n%s", n.name, stacks())
+		case <-time.After(s.cfg.SettleTimeout / 2):
+			s.errorf("%s: Run did not return within %v of its cancel\n%s", n.name, s.cfg.SettleTimeout/2, stacks())
 		}
 	}
 	s.mu.Lock()
@@ -1134,11 +1109,10 @@ func (s *sim) teardown() {
 	go func() { s.serves.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
-		s.errorf("Master.Serve did not return within 10 s of the teardown\n%s", stacks())
+	case <-time.After(s.cfg.SettleTimeout / 2):
+		s.errorf("Master.Serve did not return within %v of the teardown\n%s", s.cfg.SettleTimeout/2, stacks())
 		return
 	}
-	// Only now: see closeMaster.
 	for _, m := range masters {
 		m.Close()
 	}
