@@ -80,19 +80,22 @@ func loopbackTCP(total int64) (float64, error) {
 	return float64(total) / time.Since(start).Seconds(), nil
 }
 
-// copyBandwidth returns the bytes/s of copy() between two 64 MiB buffers.
-func copyBandwidth(rounds int) float64 {
-	src := make([]byte, 64<<20)
-	dst := make([]byte, 64<<20)
+// copyBandwidth returns the bytes/s of copy() between two buffers of size
+// bytes, repeated until total bytes are copied: 64 MiB measures memory
+// bandwidth, 1 MiB stays in cache.
+func copyBandwidth(size, total int) float64 {
+	src := make([]byte, size)
+	dst := make([]byte, size)
 	for i := range src {
 		src[i] = byte(i)
 	}
 	copy(dst, src) // fault the pages in
+	rounds := max(total/size, 1)
 	start := time.Now()
 	for range rounds {
 		copy(dst, src)
 	}
-	return float64(rounds) * float64(len(src)) / time.Since(start).Seconds()
+	return float64(rounds) * float64(size) / time.Since(start).Seconds()
 }
 
 type noopApplier struct{}

@@ -214,7 +214,8 @@ func (r *report) raw(o options) error {
 		if err != nil {
 			return fmt.Errorf("loopback TCP: %w", err)
 		}
-		cp := copyBandwidth(10)
+		cp := copyBandwidth(64<<20, 640<<20)
+		cpc := copyBandwidth(1<<20, 640<<20)
 		st, err := streamTCP(streamTotal)
 		if err != nil {
 			return fmt.Errorf("psync stream: %w", err)
@@ -223,9 +224,9 @@ func (r *report) raw(o options) error {
 		if err != nil {
 			return fmt.Errorf("snapshot transfer: %w", err)
 		}
-		r.tcp, r.copy, r.streamLib, r.snap = append(r.tcp, tcp), append(r.copy, cp), append(r.streamLib, st), append(r.snap, sn)
-		logf("raw %d/%d: loopback TCP %.2f GB/s, copy %.1f GB/s, psync stream %.2f GB/s, snapshot 256 MiB %.2f GB/s",
-			i+1, o.runs, tcp/1e9, cp/1e9, st/1e9, sn/1e9)
+		r.tcp, r.copy, r.copyCache, r.streamLib, r.snap = append(r.tcp, tcp), append(r.copy, cp), append(r.copyCache, cpc), append(r.streamLib, st), append(r.snap, sn)
+		logf("raw %d/%d: loopback TCP %.2f GB/s, copy 64 MiB %.1f GB/s, copy 1 MiB %.1f GB/s, psync stream %.2f GB/s, snapshot 256 MiB %.2f GB/s",
+			i+1, o.runs, tcp/1e9, cp/1e9, cpc/1e9, st/1e9, sn/1e9)
 	}
 	return nil
 }
