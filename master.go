@@ -313,7 +313,7 @@ func (l *link) writeLocked(p []byte) error {
 		if c := context.Cause(l.ctx); c != nil {
 			return c
 		}
-		return err
+		return timeoutErr(err, l.m.cfg.Timeout)
 	}
 	return nil
 }
@@ -749,7 +749,8 @@ func (c recvCounter) Read(p []byte) (int, error) {
 	return n, timeoutErr(err, timeout)
 }
 
-// timeoutErr makes a transport's deadline error an ErrTimeout.
+// timeoutErr makes a transport's deadline error (read or write) an
+// ErrTimeout.
 func timeoutErr(err error, timeout time.Duration) error {
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("%w: nothing read for %v: %w", ErrTimeout, timeout, err)

@@ -370,7 +370,7 @@ func (l *replLink) sendLocked(p []byte) error {
 			return c
 		}
 	}
-	return err
+	return timeoutErr(err, l.r.cfg.Timeout)
 }
 
 // sendAck sends REPLCONF ACK <processed offset>.
