@@ -49,10 +49,14 @@ func lzfDecompress(dst, src []byte, n int) ([]byte, error) {
 			copy(out[op:op+l], out[ref:ref+l])
 			op += l
 		} else {
-			for ; l > 0; l-- {
-				out[op] = out[ref]
-				op++
-				ref++
+			// Overlapping: the bytes repeat with period op-ref. Copying
+			// out[ref:op] again and again doubles the chunk each time and
+			// writes what a byte-by-byte copy would (every chunk but the
+			// last is a whole number of periods).
+			for l > 0 {
+				k := copy(out[op:op+l], out[ref:op])
+				op += k
+				l -= k
 			}
 		}
 	}
