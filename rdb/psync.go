@@ -173,6 +173,14 @@ type Builder interface {
 	Discard()
 }
 
+// SizeHinter is an optional interface of a Builder: Loader passes it the
+// file's RESIZEDB hints (see ReaderOptions.OnResizeDB), each before the keys
+// of its database, so that it can presize its tables. The hints are claims
+// of the file: cap what they make you allocate.
+type SizeHinter interface {
+	SizeHint(db int, keys, expires uint64)
+}
+
 // Loader is a psync.Loader that decodes an RDB snapshot key by key into a
 // Builder the host provides. The live dataset is untouched until psync
 // commits the load, so a failed full resync leaves it intact.
@@ -193,7 +201,30 @@ func (l *Loader) Load(ctx context.Context, r io.Reader, info psync.SnapshotInfo)
 	if l.Begin == nil {
 		return nil, errors.New("rdb: Loader.Begin is nil")
 	}
-	rd := NewReader(r, l.Options)
+	// RESIZEDB hints go to the Builder when it is a SizeHinter; those read
+	// before Begin (the first database's, found by the first Next) are
+	// held until it exists.
+	type hint struct {
+		db            int
+		keys, expires uint64
+	}
+	var (
+		b    Builder
+		held []hint
+	)
+	opt := l.Options
+	userHint := opt.OnResizeDB
+	opt.OnResizeDB = func(db int, keys, expires uint64) {
+		if userHint != nil {
+			userHint(db, keys, expires)
+		}
+		if b == nil {
+			held = append(held, hint{db, keys, expires})
+		} else if h, ok := b.(SizeHinter); ok {
+			h.SizeHint(db, keys, expires)
+		}
+	}
+	rd := NewReader(r, opt)
 	// The AUX fields precede the first key, so they are known once the
 	// first Next returns.
 	e, err := rd.Next()
@@ -212,9 +243,15 @@ func (l *Loader) Load(ctx context.Context, r io.Reader, info psync.SnapshotInfo)
 			li.StreamDB = n
 		}
 	}
-	b, err := l.Begin(li)
+	nb, err := l.Begin(li)
 	if err != nil {
 		return nil, err
+	}
+	b = nb
+	if h, ok := b.(SizeHinter); ok {
+		for _, x := range held {
+			h.SizeHint(x.db, x.keys, x.expires)
+		}
 	}
 	if first != nil {
 		if err := b.Add(first); err != nil {

@@ -42,6 +42,12 @@ type ReaderOptions struct {
 	// OnSkip, when set, is called with the db, key and RDB type byte of each
 	// key skipped under SkipUnsupported. key is only valid during the call.
 	OnSkip func(db int, key []byte, rdbType byte)
+
+	// OnResizeDB, when set, is called with each RESIZEDB hint, read right
+	// after a SELECTDB: how many keys, and keys with an expiry, the file
+	// announces for database db. A loader may presize its tables with them;
+	// they are claims of the file, so cap what they make you allocate.
+	OnResizeDB func(db int, keys, expires uint64)
 }
 
 // Reader decodes an RDB stream one key at a time.
@@ -217,18 +223,25 @@ func (r *Reader) next() (*Entry, error) {
 			r.db = db
 			e.DB = db
 		case opResizeDB, opSlotInfo:
-			// Size hints (and a slot's id and sizes): not kept.
+			// Size hints (reported to OnResizeDB), or a slot's id and
+			// sizes (not kept).
 			k := 2
 			if op == opSlotInfo {
 				k = 3
 			}
-			for range k {
-				if _, enc, err := r.readLen(); err != nil || enc {
+			var v [3]uint64
+			for i := range k {
+				n, enc, err := r.readLen()
+				if err != nil || enc {
 					if err == nil {
 						err = corruptf("opcode 0x%02x: bad length encoding", op)
 					}
 					return nil, err
 				}
+				v[i] = n
+			}
+			if op == opResizeDB && r.opt.OnResizeDB != nil {
+				r.opt.OnResizeDB(r.db, v[0], v[1])
 			}
 		case opAux:
 			k, err := r.readString()

@@ -2,9 +2,11 @@ package kv
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
 
+	"github.com/psyncio/psync"
 	"github.com/psyncio/psync/rdb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -130,4 +132,31 @@ func TestAddPipelineKeepsOrder(t *testing.T) {
 			assert.Equal(t, int64(2000), at)
 		}
 	}
+}
+
+func TestBuilderTakesSizeHints(t *testing.T) {
+	// A file of 3000 keys over two databases through rdb.Loader: the
+	// Builder gets the RESIZEDB hints (rdb.SizeHinter) and the data arrive
+	// whole; a hostile hint is capped, not trusted.
+	var buf bytes.Buffer
+	w, err := rdb.NewWriter(&buf, rdb.WriterOptions{})
+	require.NoError(t, err)
+	require.NoError(t, w.SelectDB(1, 2000, 0))
+	for i := range 2000 {
+		require.NoError(t, w.WriteEntry(&rdb.Entry{Key: fmt.Appendf(nil, "k%d", i), String: []byte("v"), Idle: -1, Freq: -1}))
+	}
+	require.NoError(t, w.SelectDB(2, 1<<60, 1<<60))
+	for i := range 1000 {
+		require.NoError(t, w.WriteEntry(&rdb.Entry{Key: fmt.Appendf(nil, "j%d", i), String: []byte("w"), ExpireAt: 9, Idle: -1, Freq: -1}))
+	}
+	require.NoError(t, w.Close())
+	s := New(Options{})
+	l := &rdb.Loader{Begin: func(rdb.LoadInfo) (rdb.Builder, error) { return s.NewBuilder(), nil }}
+	loaded, err := l.Load(context.Background(), &buf, psync.SnapshotInfo{Size: int64(buf.Len())})
+	require.NoError(t, err)
+	loaded.Commit()
+	assert.Equal(t, 2000, s.DBSize(1))
+	keys, expires := s.DBStats(2)
+	assert.Equal(t, 1000, keys)
+	assert.Equal(t, 1000, expires)
 }

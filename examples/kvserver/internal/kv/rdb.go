@@ -139,7 +139,15 @@ type LoadOptions struct {
 // active expire cycle, once a master) remove them.
 func LoadRDB(r io.Reader, opt LoadOptions) (*Dataset, error) {
 	d := NewDataset(opt.Databases)
-	rd := rdb.NewReader(r, opt.Reader)
+	ropt := opt.Reader
+	userHint := ropt.OnResizeDB
+	ropt.OnResizeDB = func(db int, keys, expires uint64) {
+		if userHint != nil {
+			userHint(db, keys, expires)
+		}
+		d.Reserve(db, keys, expires)
+	}
+	rd := rdb.NewReader(r, ropt)
 	for {
 		e, err := rd.Next()
 		if err == io.EOF {
@@ -236,7 +244,10 @@ type Builder struct {
 	d *Dataset
 }
 
-var _ rdb.Builder = (*Builder)(nil)
+var (
+	_ rdb.Builder    = (*Builder)(nil)
+	_ rdb.SizeHinter = (*Builder)(nil)
+)
 
 // NewBuilder returns a Builder for a dataset with as many databases as s.
 func (s *Store) NewBuilder() *Builder {
@@ -245,6 +256,10 @@ func (s *Store) NewBuilder() *Builder {
 
 // Add copies one key into the new dataset.
 func (b *Builder) Add(e *rdb.Entry) error { return b.d.Add(e) }
+
+// SizeHint presizes a database from the RDB's RESIZEDB hint
+// (rdb.SizeHinter; see Dataset.Reserve).
+func (b *Builder) SizeHint(db int, keys, expires uint64) { b.d.Reserve(db, keys, expires) }
 
 // Commit replaces the store's dataset with the loaded one (Store.Swap).
 func (b *Builder) Commit() { b.s.Swap(b.d) }

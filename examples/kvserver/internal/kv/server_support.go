@@ -104,9 +104,10 @@ func NewDataset(n int) *Dataset {
 // map of a million keys one insertion at a time rehashes them about twice
 // over, so a load that knows its size in advance runs much faster. It
 // does nothing for a database that already holds keys or an invalid db.
-// Hints are capped, so a hostile file cannot make it reserve much memory.
+// Hints are capped (4Mi keys), so a hostile file cannot make it reserve
+// much memory; a larger database still loads, growing past the cap.
 func (d *Dataset) Reserve(db int, keys, expires uint64) {
-	const maxHint = 1 << 26
+	const maxHint = 1 << 22
 	d.sync()
 	if db < 0 || db >= len(d.dbs) || len(d.dbs[db].keys) > 0 {
 		return
