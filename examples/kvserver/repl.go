@@ -289,6 +289,12 @@ func (b *kvBuilder) Commit() {
 
 func (b *kvBuilder) Discard() { b.ds = nil }
 
+// SizeHint implements rdb.SizeHinter: the RDB's RESIZEDB hints presize the
+// new dataset (the kv engine caps what a hint may allocate).
+func (b *kvBuilder) SizeHint(db int, keys, expires uint64) { b.ds.Reserve(db, keys, expires) }
+
+var _ rdb.SizeHinter = (*kvBuilder)(nil)
+
 // applier applies the master's stream with the link's persistent client.
 type applier struct{ s *server }
 
