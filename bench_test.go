@@ -124,36 +124,8 @@ func BenchmarkPartialResync(b *testing.B) {
 			require.NoError(b, err)
 			defer m.Close()
 			s.SetMaster(m)
-			var last io.Closer
-			var dial func(context.Context) (io.ReadWriteCloser, error)
-			if tr == "pipe" {
-				d := psynctest.NewDialer(m)
-				defer d.Close()
-				dial = func(ctx context.Context) (io.ReadWriteCloser, error) {
-					c, err := d.Dial(ctx)
-					last = c
-					return c, err
-				}
-			} else {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				require.NoError(b, err)
-				defer ln.Close()
-				go func() {
-					for {
-						c, err := ln.Accept()
-						if err != nil {
-							return
-						}
-						go m.Serve(context.Background(), c)
-					}
-				}()
-				dial = func(ctx context.Context) (io.ReadWriteCloser, error) {
-					var d net.Dialer
-					c, err := d.DialContext(ctx, "tcp", ln.Addr().String())
-					last = c
-					return c, err
-				}
-			}
+			d := benchDialer(b, m, tr)
+			dial := d.Dial
 			rs := psynctest.NewStore()
 			r, err := psync.NewReplica(psync.ReplicaConfig{Dial: dial, Loader: rs, Applier: rs, Logger: quiet})
 			require.NoError(b, err)
@@ -164,7 +136,7 @@ func BenchmarkPartialResync(b *testing.B) {
 			require.NoError(b, r.WaitOffset(ctx, m.Offset()))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				last.Close()
+				d.Last().Close()
 				require.NoError(b, s.Set("k", "v"))
 				require.NoError(b, r.WaitOffset(ctx, m.Offset()))
 			}
@@ -225,29 +197,7 @@ func BenchmarkSnapshotTransfer(b *testing.B) {
 			require.NoError(b, err)
 			defer m.Close()
 			zs.m = m
-			var dial func(context.Context) (io.ReadWriteCloser, error)
-			if tr == "pipe" {
-				d := psynctest.NewDialer(m)
-				defer d.Close()
-				dial = d.Dial
-			} else {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				require.NoError(b, err)
-				defer ln.Close()
-				go func() {
-					for {
-						c, err := ln.Accept()
-						if err != nil {
-							return
-						}
-						go m.Serve(context.Background(), c)
-					}
-				}()
-				dial = func(ctx context.Context) (io.ReadWriteCloser, error) {
-					var d net.Dialer
-					return d.DialContext(ctx, "tcp", ln.Addr().String())
-				}
-			}
+			dial := benchDialer(b, m, tr).Dial
 			b.SetBytes(size)
 			for i := 0; i < b.N; i++ {
 				r, err := psync.NewReplica(psync.ReplicaConfig{Dial: dial, Loader: discardLoader{}, Applier: noopApplier{}, Logger: quiet, SingleLink: true})
@@ -263,4 +213,18 @@ func BenchmarkSnapshotTransfer(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchDialer links replicas to m in-process over "pipe" or "tcp".
+func benchDialer(b *testing.B, m *psync.Master, transport string) *psynctest.Dialer {
+	b.Helper()
+	if transport == "tcp" {
+		d, err := psynctest.NewTCPDialer(m)
+		require.NoError(b, err)
+		b.Cleanup(d.Close)
+		return d
+	}
+	d := psynctest.NewDialer(m)
+	b.Cleanup(d.Close)
+	return d
 }
