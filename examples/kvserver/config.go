@@ -36,6 +36,11 @@ type config struct {
 	Databases int        // databases (default 16)
 	LogLevel  slog.Level // loglevel: debug, verbose, notice (default), warning
 	LogName   string     // the loglevel word, for CONFIG GET
+
+	// CPUProfile is kvserver's own option cpuprofile: a file that receives
+	// a Go CPU profile of the whole run, written at shutdown (SHUTDOWN,
+	// SIGINT or SIGTERM). Default: none.
+	CPUProfile string
 }
 
 func defaultConfig() config {
@@ -213,6 +218,12 @@ func (c *config) set(name string, vals []string) error {
 			return fmt.Errorf("--loglevel: %q is not debug, verbose, notice or warning", v)
 		}
 		c.LogLevel, c.LogName = lv, strings.ToLower(v)
+	case "cpuprofile":
+		v, err := one()
+		if err != nil {
+			return err
+		}
+		c.CPUProfile = v
 	default:
 		if !ignoredOptions[name] {
 			return fmt.Errorf("unknown option --%s", name)

@@ -37,6 +37,7 @@ func TestParseArgs(t *testing.T) {
 		"--masterauth", "mpw", "--masteruser", "repl", "--repl-backlog-size", "512kb", "--repl-timeout", "5",
 		"--repl-diskless-sync-delay", "2", "--min-replicas-to-write", "1", "--min-replicas-max-lag", "3",
 		"--loglevel", "warning", "--save", "", "--appendonly", "no", "--dir", "/tmp",
+		"--cpuprofile", "/tmp/kv.prof",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +47,7 @@ func TestParseArgs(t *testing.T) {
 		MasterAuth: "mpw", MasterUser: "repl", BacklogSize: 512 << 10, ReplTimeout: 5 * time.Second,
 		DisklessSyncDelay: 2 * time.Second, PingPeriod: 10 * time.Second, MinReplicasToWrite: 1,
 		MinReplicasMaxLag: 3 * time.Second, Databases: 16, LogLevel: slog.LevelWarn, LogName: "warning",
+		CPUProfile: "/tmp/kv.prof",
 	}
 	if cfg != want {
 		t.Fatalf("got  %+v\nwant %+v", cfg, want)
@@ -58,6 +60,7 @@ func TestParseArgs(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--port"}, {"--port", "x"}, {"--port", "70000"}, {"--replicaof", "host"}, {"--replicaof", "host", "0"},
 		{"--no-such-option", "1"}, {"positional"}, {"--loglevel", "loud"}, {"--repl-backlog-size", "1tb"},
+		{"--cpuprofile"},
 	} {
 		if _, err := parseArgs(bad); err == nil {
 			t.Errorf("parseArgs(%q) accepted", bad)

@@ -15,7 +15,8 @@
 // --masterauth, --masteruser, --repl-backlog-size, --repl-timeout,
 // --repl-diskless-sync-delay, --repl-ping-replica-period,
 // --min-replicas-to-write, --min-replicas-max-lag, --databases and
-// --loglevel. Persistence options (--save, --appendonly, --dir ...) are
+// --loglevel, and kvserver's own --cpuprofile FILE (a Go CPU profile of the
+// run, written at shutdown). Persistence options (--save, --appendonly, --dir ...) are
 // accepted and ignored: kvserver keeps nothing on disk.
 //
 // Server commands: AUTH, QUIT, SHUTDOWN, COMMAND (minimal), CONFIG GET/SET,
@@ -54,6 +55,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -80,6 +82,15 @@ func run(cfg config, log *slog.Logger) error {
 		ln.Close()
 		return err
 	}
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			s.Close()
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -90,4 +101,20 @@ func run(cfg config, log *slog.Logger) error {
 	err = s.Serve(ln)
 	s.Close()
 	return err
+}
+
+// startCPUProfile starts a CPU profile into path; the returned func ends it.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
