@@ -192,20 +192,22 @@ func (c *conn) dispatch(cmd psync.Command) action {
 		go s.Close()
 		return actClose
 	default:
-		c.exec(args, name)
+		c.exec(cmd, name)
 	}
 	return actContinue
 }
 
 // exec runs a data command in the kv engine; name is argv[0] in lower case.
-func (c *conn) exec(argv [][]byte, name []byte) {
+// The command's wire bytes go along: a write propagated unchanged is fed to
+// the stream as the client sent it.
+func (c *conn) exec(cmd psync.Command, name []byte) {
 	s := c.s
-	write := s.store.IsWrite(argv[0])
+	write := s.store.IsWrite(cmd.Args[0])
 	if write && !s.checkMinReplicas() {
 		c.errReply("NOREPLICAS Not enough good replicas to write.")
 		return
 	}
-	c.out = s.store.Exec(&c.kc, argv, c.out)
+	c.out = s.store.ExecCommand(&c.kc, cmd, c.out)
 	if write || string(name) == "exec" {
 		c.woff = s.m.Offset()
 	}

@@ -19,9 +19,15 @@ import (
 
 // propagate is the store's propagate hook: it runs under the store lock, in
 // commit order, for every write. It feeds the command to the Master,
-// preceded by SELECT when the database differs from the last one fed.
-func (s *server) propagate(db int, argv [][]byte) {
+// preceded by SELECT when the database differs from the last one fed. A
+// command the store passes with its client's bytes (raw) is fed as they
+// are: they are exactly the encoding of argv.
+func (s *server) propagate(db int, argv [][]byte, raw []byte) {
 	if !s.feeding {
+		return
+	}
+	if raw != nil && db == s.streamDB {
+		s.m.Feed(raw)
 		return
 	}
 	b := s.feedBuf[:0]
@@ -32,7 +38,11 @@ func (s *server) propagate(db int, argv [][]byte) {
 		b = psync.AppendBulk(b, strconv.AppendInt(num[:0], int64(db), 10))
 		s.streamDB = db
 	}
-	b = psync.AppendCommand(b, argv...)
+	if raw != nil {
+		b = append(b, raw...)
+	} else {
+		b = psync.AppendCommand(b, argv...)
+	}
 	s.m.Feed(b)
 	if cap(b) <= 64<<10 {
 		s.feedBuf = b

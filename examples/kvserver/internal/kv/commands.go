@@ -202,4 +202,9 @@ var (
 	wordPERSIST   = []byte("PERSIST")
 	wordKEEPTTL   = []byte("KEEPTTL")
 	wordSREM      = []byte("SREM")
+
+	argvMULTI = [][]byte{[]byte("MULTI")}
+	argvEXEC  = [][]byte{[]byte("EXEC")}
+	rawMULTI  = psync.AppendCommand(nil, argvMULTI...)
+	rawEXEC   = psync.AppendCommand(nil, argvEXEC...)
 )

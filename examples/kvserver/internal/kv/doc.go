@@ -3,7 +3,8 @@
 // with the command semantics, reply bytes and error strings of Redis 7.0.
 //
 // The engine does no I/O. The host server parses RESP requests, hands each
-// command to Store.Exec and writes back the reply Exec appends. For every
+// command to Store.Exec (or ExecCommand, with its wire bytes) and writes
+// back the reply Exec appends. For every
 // write that changes the dataset, the store calls the propagate hook with
 // the command as Redis 7.0 sends it to replicas (rewritten where Redis
 // rewrites it for determinism, such as relative expiry times turned into
@@ -21,9 +22,9 @@
 // A minimal host loop:
 //
 //	st := kv.New(kv.Options{})
-//	st.SetPropagate(func(db int, argv [][]byte) { feed(db, argv) })
+//	st.SetPropagate(func(db int, argv [][]byte, raw []byte) { feed(db, argv, raw) })
 //	var c kv.Client // one per connection
-//	out = st.Exec(&c, argv, out[:0])
+//	out = st.ExecCommand(&c, cmd, out[:0]) // cmd from a psync.CommandReader
 //
 //	// full resync, master side: capture and offset under one lock hold
 //	snap := st.Snapshot(func() { offset = master.Offset() })

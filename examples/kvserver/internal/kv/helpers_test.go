@@ -2,11 +2,14 @@ package kv
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/psyncio/psync"
 )
 
 // fakeClock is a settable clock for Options.Now.
@@ -43,25 +46,36 @@ func args(line string) [][]byte {
 	return argv
 }
 
-// run runs a command line and returns the reply as a string.
+// run runs a command line, sent as a client sends it (RESP, so the store
+// may propagate the client's bytes), and returns the reply as a string.
 func run(s *Store, c *Client, line string) string {
-	return string(s.Exec(c, args(line), nil))
+	argv := args(line)
+	return string(s.ExecCommand(c, psync.Command{Args: argv, Raw: psync.AppendCommand(nil, argv...)}, nil))
 }
 
-// recorder collects propagated commands as space-joined lines.
-type recorder struct{ lines []string }
+// recorder collects propagated commands as space-joined lines, and the
+// lines that came with raw bytes. A raw that is not argv's encoding is
+// recorded as a line of its own, so the test comparing lines fails.
+type recorder struct{ lines, raws []string }
 
-func (r *recorder) hook(db int, argv [][]byte) {
+func (r *recorder) hook(db int, argv [][]byte, raw []byte) {
 	parts := make([]string, len(argv))
 	for i, a := range argv {
 		parts[i] = string(a)
 	}
-	r.lines = append(r.lines, fmt.Sprintf("%d %s", db, strings.Join(parts, " ")))
+	line := fmt.Sprintf("%d %s", db, strings.Join(parts, " "))
+	if raw != nil {
+		if want := psync.AppendCommand(nil, argv...); !bytes.Equal(raw, want) {
+			r.lines = append(r.lines, fmt.Sprintf("raw %q is not argv's encoding %q", raw, want))
+		}
+		r.raws = append(r.raws, line)
+	}
+	r.lines = append(r.lines, line)
 }
 
 func (r *recorder) take() []string {
 	l := r.lines
-	r.lines = nil
+	r.lines, r.raws = nil, nil
 	return l
 }
 

@@ -43,6 +43,6 @@ func cmdExecTx(x *execCtx) {
 			x.err(errReadOnly)
 			continue
 		}
-		x.out = x.s.run(c, cmd, argv, x.out, x.master)
+		x.out = x.s.run(c, cmd, argv, nil, x.out, x.master)
 	}
 }

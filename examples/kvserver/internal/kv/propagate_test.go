@@ -1,9 +1,12 @@
 package kv
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/psyncio/psync"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -166,3 +169,65 @@ func TestExpireCycle(t *testing.T) {
 }
 
 func itoa(i int) string { return string(itob(int64(i))) }
+
+// TestPropagationRawBytes checks which writes reach the hook with the
+// client's own bytes: those propagated unchanged, sent as canonical RESP.
+// Rewritten ones, commands run by EXEC and commands sent inline or with
+// non-canonical lengths are encoded from argv by the host.
+func TestPropagationRawBytes(t *testing.T) {
+	s, _, rec := newMaster()
+	var c Client
+	for _, line := range []string{"set k v", "set k v ex 10", "setex k 10 v", "expire k 10", "getdel k",
+		"rpush l a b", "del l", "multi", "set a 1", "set b 2", "exec", "sadd s x", "spop s"} {
+		run(s, &c, line)
+	}
+	assert.Equal(t, []string{"0 set k v", "0 rpush l a b", "0 del l", "0 MULTI", "0 EXEC", "0 sadd s x"}, rec.raws)
+	assert.Equal(t, []string{
+		"0 set k v", "0 SET k v PXAT 1700000010000", "0 SET k v PXAT 1700000010000", "0 PEXPIREAT k 1700000010000",
+		"0 DEL k", "0 rpush l a b", "0 del l", "0 MULTI", "0 set a 1", "0 set b 2", "0 EXEC", "0 sadd s x", "0 SREM s x",
+	}, rec.take())
+
+	// The hook gets the very bytes the client sent, not a copy.
+	var got []byte
+	s.SetPropagate(func(_ int, _ [][]byte, raw []byte) { got = raw })
+	raw := []byte("*3\r\n$3\r\nset\r\n$1\r\nk\r\n$1\r\nv\r\n")
+	cmd := psync.Command{Args: [][]byte{raw[8:11], raw[15:16], raw[20:21]}, Raw: raw}
+	assert.Equal(t, "+OK\r\n", string(s.ExecCommand(&c, cmd, nil)))
+	require.NotNil(t, got)
+	assert.Same(t, &raw[0], &got[0])
+
+	// Bytes that are not argv's canonical encoding are not passed on.
+	for _, raw := range []string{
+		"set k v\r\n", // inline
+		"*3\r\n$03\r\nset\r\n$1\r\nk\r\n$1\r\nv\r\n", // leading zero
+		"*03\r\n$3\r\nset\r\n$1\r\nk\r\n$1\r\nv\r\n",
+		"",
+	} {
+		got = []byte("unset")
+		cmd := psync.Command{Args: args("set k v"), Raw: []byte(raw)}
+		assert.Equal(t, "+OK\r\n", string(s.ExecCommand(&c, cmd, nil)), "%q", raw)
+		assert.Nil(t, got, "%q", raw)
+	}
+}
+
+// TestIsEncoding reads commands in canonical and non-canonical RESP with a
+// psync.CommandReader: isEncoding holds exactly when the raw bytes are
+// argv's encoding.
+func TestIsEncoding(t *testing.T) {
+	for _, in := range []string{
+		"*3\r\n$3\r\nset\r\n$1\r\nk\r\n$1\r\nv\r\n",
+		"*2\r\n$0\r\n\r\n$10\r\n0123456789\r\n",
+		"*1\r\n$01\r\nx\r\n",
+		"*01\r\n$1\r\nx\r\n",
+		"*2\r\n$-0\r\n\r\n$1\r\nx\r\n",
+		"*-0\r\n",
+		"set k v\r\n",
+		"set  k   v\r\n",
+	} {
+		cr := psync.NewCommandReader(strings.NewReader(in), psync.Limits{}, true)
+		cmd, err := cr.ReadCommand()
+		require.NoError(t, err, "%q", in)
+		want := len(cmd.Args) > 0 && bytes.Equal(cmd.Raw, psync.AppendCommand(nil, cmd.Args...))
+		assert.Equal(t, want, isEncoding(cmd.Raw, cmd.Args), "%q", in)
+	}
+}

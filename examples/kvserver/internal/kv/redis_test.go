@@ -228,7 +228,7 @@ func TestPropagationMatchesRedis(t *testing.T) {
 	s := New(Options{})
 	var got []string
 	last := -1
-	s.SetPropagate(func(db int, argv [][]byte) {
+	s.SetPropagate(func(db int, argv [][]byte, _ []byte) {
 		if db != last {
 			got = append(got, "SELECT "+fmt.Sprint(db))
 			last = db

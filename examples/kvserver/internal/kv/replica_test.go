@@ -3,22 +3,27 @@ package kv
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/psyncio/psync"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// pair is a master whose propagated commands are applied to a replica the
-// way a host would: a SELECT whenever the database changes.
+// pair is a master whose propagated commands reach a replica the way a
+// host sends them: as a RESP stream, with a SELECT whenever the database
+// changes and the client's bytes where the store passes them, parsed back
+// on the replica's side.
 type pair struct {
 	clock    *fakeClock
 	master   *Store
 	replica  *Store
 	link     Client // the replica's client for the master link
 	lastDB   int
+	rawOps   int // commands streamed as the client's bytes
 	applyErr []error
 }
 
@@ -27,12 +32,30 @@ func newPair() *pair {
 	p.master = New(Options{Now: p.clock.Now})
 	p.replica = New(Options{Now: p.clock.Now})
 	p.replica.SetReadOnly(true)
-	p.master.SetPropagate(func(db int, argv [][]byte) {
+	p.master.SetPropagate(func(db int, argv [][]byte, raw []byte) {
+		var b []byte
 		if db != p.lastDB {
-			p.apply([][]byte{[]byte("SELECT"), itob(int64(db))})
+			b = psync.AppendCommand(b, []byte("SELECT"), itob(int64(db)))
 			p.lastDB = db
 		}
-		p.apply(argv)
+		if raw != nil {
+			b = append(b, raw...)
+			p.rawOps++
+		} else {
+			b = psync.AppendCommand(b, argv...)
+		}
+		cr := psync.NewCommandReader(bytes.NewReader(b), psync.Limits{}, false)
+		for {
+			cmd, err := cr.ReadCommand()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				p.applyErr = append(p.applyErr, fmt.Errorf("stream %q: %w", b, err))
+				return
+			}
+			p.apply(cmd.Args)
+		}
 	})
 	return p
 }
@@ -111,6 +134,7 @@ func TestMasterReplicaEquivalence(t *testing.T) {
 				}
 			}
 			require.Empty(t, p.applyErr)
+			assert.Positive(t, p.rawOps, "commands streamed as the client's bytes")
 			assert.Equal(t, p.master.Digest(), p.replica.Digest())
 			total := 0
 			for db := range 16 {
@@ -198,7 +222,7 @@ func TestFullResyncMidStream(t *testing.T) {
 		argv [][]byte
 	}
 	var stream []entry // what the host would feed its backlog
-	master.SetPropagate(func(db int, argv [][]byte) {
+	master.SetPropagate(func(db int, argv [][]byte, _ []byte) {
 		stream = append(stream, entry{db, copyArgv(argv)})
 	})
 	var c Client

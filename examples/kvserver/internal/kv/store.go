@@ -23,7 +23,7 @@ type Store struct {
 	mu        sync.Mutex
 	now       func() time.Time
 	dbs       []*db
-	propagate func(db int, argv [][]byte)
+	propagate func(db int, argv [][]byte, raw []byte)
 	readOnly  bool
 
 	// Copy-on-write state. Every object records the epoch it was created
@@ -53,10 +53,12 @@ func newDB() *db {
 	return &db{keys: make(map[string]*object), expires: make(map[string]int64)}
 }
 
-// op is one propagated command.
+// op is one propagated command; raw is its RESP encoding when the client
+// sent it in exactly that form (nil otherwise).
 type op struct {
 	db   int
 	argv [][]byte
+	raw  []byte
 }
 
 // New returns an empty Store.
@@ -99,9 +101,16 @@ func (c *Client) resetMulti() {
 // 7.0 propagates it, and the database it applies to. The host emits SELECT
 // when db differs from the last one it sent. A command that produces more
 // than one write (a transaction, SPOP with a count) is wrapped in MULTI and
-// EXEC calls. argv and its elements are only valid during the call. The
-// hook must not call back into the Store. nil disables propagation.
-func (s *Store) SetPropagate(fn func(db int, argv [][]byte)) {
+// EXEC calls.
+//
+// raw, when not nil, is argv's RESP encoding (psync.AppendCommand's bytes),
+// so the host can append it to the stream as it is: ExecCommand passes the
+// client's own bytes for a command propagated unchanged. It is nil for a
+// rewritten command, which the host encodes from argv.
+//
+// argv, its elements and raw are only valid during the call. The hook must
+// not call back into the Store. nil disables propagation.
+func (s *Store) SetPropagate(fn func(db int, argv [][]byte, raw []byte)) {
 	s.mu.Lock()
 	s.propagate = fn
 	s.mu.Unlock()
@@ -161,14 +170,57 @@ func (s *Store) DBStats(i int) (keys, expires int) {
 // Commands the host implements itself (INFO, REPLICAOF, WAIT, PSYNC ...)
 // must be handled before calling Exec, which answers them as unknown.
 func (s *Store) Exec(c *Client, argv [][]byte, out []byte) []byte {
+	return s.exec(c, argv, nil, out)
+}
+
+// ExecCommand is Exec for a command read by a psync.CommandReader. When
+// cmd.Raw is exactly the RESP encoding of cmd.Args (as clients send
+// commands; not an inline command), a write propagated unchanged reaches
+// the propagate hook with those bytes as raw, sparing the host an encoding.
+// ExecCommand does not keep cmd's slices after it returns.
+func (s *Store) ExecCommand(c *Client, cmd psync.Command, out []byte) []byte {
+	raw := cmd.Raw
+	if !isEncoding(raw, cmd.Args) {
+		raw = nil
+	}
+	return s.exec(c, cmd.Args, raw, out)
+}
+
+func (s *Store) exec(c *Client, argv [][]byte, raw, out []byte) []byte {
 	if len(argv) == 0 {
 		return out
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out = s.dispatch(c, argv, out, false)
+	out = s.dispatch(c, argv, raw, out, false)
 	s.flush()
 	return out
+}
+
+// isEncoding reports whether raw, a command as psync.CommandReader read it,
+// is exactly psync.AppendCommand(nil, argv...). The reader takes bulk
+// contents verbatim and accepts a length only as digits with an optional
+// '-', so a non-canonical length ("$03", "-0") is longer than the canonical
+// one: equal total lengths mean equal bytes.
+func isEncoding(raw []byte, argv [][]byte) bool {
+	if len(raw) == 0 || raw[0] != '*' {
+		return false
+	}
+	n := 1 + digits(len(argv)) + 2
+	for _, a := range argv {
+		n += 1 + digits(len(a)) + 2 + len(a) + 2
+	}
+	return n == len(raw)
+}
+
+// digits returns the number of decimal digits of n >= 0.
+func digits(n int) int {
+	d := 1
+	for n >= 10 {
+		n /= 10
+		d++
+	}
+	return d
 }
 
 // Apply runs a command received from the master's replication stream, as
@@ -186,7 +238,7 @@ func (s *Store) Apply(c *Client, argv [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.applying, s.applyErr = true, nil
-	s.scratch = s.dispatch(c, argv, s.scratch[:0], true)
+	s.scratch = s.dispatch(c, argv, nil, s.scratch[:0], true)
 	err := s.applyErr
 	s.applying, s.applyErr = false, nil
 	clear(s.pending)
@@ -209,8 +261,9 @@ func (s *Store) IsWrite(name []byte) bool {
 // Exec.
 func (s *Store) Known(name []byte) bool { return lookupCommand(name) != nil }
 
-// dispatch checks and runs (or queues) one command.
-func (s *Store) dispatch(c *Client, argv [][]byte, out []byte, master bool) []byte {
+// dispatch checks and runs (or queues) one command; raw is nil or argv's
+// RESP encoding.
+func (s *Store) dispatch(c *Client, argv [][]byte, raw, out []byte, master bool) []byte {
 	cmd := lookupCommand(argv[0])
 	x := &execCtx{s: s, c: c, argv: argv, out: out, master: master}
 	if cmd == nil {
@@ -238,11 +291,11 @@ func (s *Store) dispatch(c *Client, argv [][]byte, out []byte, master bool) []by
 		c.queue = append(c.queue, copyArgv(argv))
 		return psync.AppendSimpleString(x.out, "QUEUED")
 	}
-	return s.run(c, cmd, argv, x.out, master)
+	return s.run(c, cmd, argv, raw, x.out, master)
 }
 
-// run executes a checked command.
-func (s *Store) run(c *Client, cmd *command, argv [][]byte, out []byte, master bool) []byte {
+// run executes a checked command; raw is nil or argv's RESP encoding.
+func (s *Store) run(c *Client, cmd *command, argv [][]byte, raw, out []byte, master bool) []byte {
 	if c.DB < 0 || c.DB >= len(s.dbs) {
 		c.DB = 0
 	}
@@ -256,7 +309,7 @@ func (s *Store) run(c *Client, cmd *command, argv [][]byte, out []byte, master b
 		x = new(execCtx)
 	}
 	*x = execCtx{
-		s: s, c: c, cmd: cmd, argv: argv, out: out, master: master,
+		s: s, c: c, cmd: cmd, argv: argv, raw: raw, out: out, master: master,
 		dbIndex: c.DB, db: s.dbs[c.DB], now: s.now().UnixMilli(),
 	}
 	cmd.fn(x)
@@ -275,13 +328,13 @@ func (s *Store) flush() {
 	}
 	if fn := s.propagate; fn != nil {
 		if len(ops) > 1 {
-			fn(ops[0].db, [][]byte{[]byte("MULTI")})
+			fn(ops[0].db, argvMULTI, rawMULTI)
 		}
 		for _, o := range ops {
-			fn(o.db, o.argv)
+			fn(o.db, o.argv, o.raw)
 		}
 		if len(ops) > 1 {
-			fn(ops[len(ops)-1].db, [][]byte{[]byte("EXEC")})
+			fn(ops[len(ops)-1].db, argvEXEC, rawEXEC)
 		}
 	}
 	clear(ops)
@@ -292,7 +345,7 @@ func (s *Store) flush() {
 // unit: Redis propagates the DEL of a lazily expired key this way.
 func (s *Store) propagateNow(db int, argv ...[]byte) {
 	if s.propagate != nil {
-		s.propagate(db, argv)
+		s.propagate(db, argv, nil)
 	}
 }
 
@@ -302,6 +355,7 @@ type execCtx struct {
 	c       *Client
 	cmd     *command
 	argv    [][]byte
+	raw     []byte // argv's RESP encoding as the client sent it, or nil
 	out     []byte
 	dbIndex int
 	db      *db
@@ -326,8 +380,14 @@ func (x *execCtx) propagate(argv ...[]byte) {
 	x.s.pending = append(x.s.pending, op{db: x.dbIndex, argv: argv})
 }
 
-// propagateAsIs records the command as the client sent it.
-func (x *execCtx) propagateAsIs() { x.propagate(x.argv...) }
+// propagateAsIs records the command as the client sent it, with the
+// client's bytes when they are known.
+func (x *execCtx) propagateAsIs() {
+	if x.master {
+		return
+	}
+	x.s.pending = append(x.s.pending, op{db: x.dbIndex, argv: x.argv, raw: x.raw})
+}
 
 func copyArgv(argv [][]byte) [][]byte {
 	n := 0
