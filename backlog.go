@@ -3,6 +3,7 @@ package psync
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 )
@@ -21,20 +22,44 @@ const DefaultBacklogSize = 1 << 20
 // that processed n bytes asks for n+1, which the backlog can serve when
 // First() <= n+1 <= Offset()+1.
 //
+// Readers that follow the stream (a master's senders) read through a Cursor.
+// With SetRetention, bytes leaving the ring that an open Cursor has not read
+// yet are kept aside, up to a limit, instead of being lost: one copy shared
+// by every lagging cursor, as Redis 7 shares its replication buffer between
+// the backlog and the replicas' output buffers. While bytes are retained the
+// backlog holds more than Size, and First and Covers count them.
+//
 // Concurrency: one writer (Write, Reset) and any number of concurrent readers
-// (ReadAt, Covers, Wait, and the accessors). Write never allocates and never
-// waits for a reader longer than one bounded copy: readers hold the lock only
-// while copying into their own buffer.
+// (ReadAt, Covers, Wait, cursors and the accessors). Write never waits for a
+// reader longer than one bounded copy (readers hold the lock only while
+// copying into their own buffer), and it allocates only to retain bytes for a
+// lagging cursor, one fixed-size block at a time.
 type Backlog struct {
 	mu      sync.RWMutex
 	buf     []byte
 	pos     int   // index in buf where the next byte goes
-	histlen int   // bytes held, <= len(buf)
+	histlen int   // bytes held in buf, <= len(buf)
 	end     int64 // offset of the last byte written; guarded by mu, mirrored in last
+
+	// Retention: bytes evicted from the ring that a cursor still needs. They
+	// are the offsets just before the ring's first byte: held[0][hoff:],
+	// held[1], ..., the last block filled up to its length.
+	held      [][]byte
+	hoff      int   // index in held[0] of the oldest retained byte
+	hlen      int64 // bytes retained
+	limit     int64 // most bytes retained; 0 retains nothing
+	cursors   map[*Cursor]struct{}
+	pin       atomic.Int64 // <= every open cursor's next; MaxInt64 with none
+	sinceScan int64        // bytes retained since pin was last recomputed
 
 	last   atomic.Int64 // == end, readable without the lock
 	notify notifier
 }
+
+// retainBlock is the size of the blocks retained bytes are kept in.
+const retainBlock = 64 << 10
+
+var blockPool = sync.Pool{New: func() any { return new([retainBlock]byte) }}
 
 // NewBacklog returns an empty backlog of size bytes (DefaultBacklogSize if
 // size <= 0) whose next byte will be offset+1.
@@ -42,12 +67,28 @@ func NewBacklog(size int, offset int64) *Backlog {
 	if size <= 0 {
 		size = DefaultBacklogSize
 	}
-	b := &Backlog{buf: make([]byte, size), end: offset}
+	b := &Backlog{buf: make([]byte, size), end: offset, cursors: make(map[*Cursor]struct{})}
 	b.last.Store(offset)
+	b.pin.Store(math.MaxInt64)
 	return b
 }
 
-// Size returns the capacity in bytes.
+// SetRetention sets how many bytes beyond Size the backlog may keep for
+// cursors that have not read them yet (0, the default, keeps none). When a
+// cursor falls further behind than Size+limit, its oldest bytes are dropped
+// and its next Read fails with ErrNotInBacklog. Lowering the limit drops
+// retained bytes at once.
+func (b *Backlog) SetRetention(limit int64) {
+	if limit < 0 {
+		limit = 0
+	}
+	b.mu.Lock()
+	b.limit = limit
+	b.dropOldest(b.hlen - limit)
+	b.mu.Unlock()
+}
+
+// Size returns the capacity of the ring in bytes.
 func (b *Backlog) Size() int { return len(b.buf) }
 
 // Offset returns the offset of the last byte written: the master offset.
@@ -58,14 +99,25 @@ func (b *Backlog) Offset() int64 { return b.last.Load() }
 func (b *Backlog) First() int64 {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return b.end - int64(b.histlen) + 1
+	return b.first()
 }
 
-// Len returns the number of bytes held (Redis's repl_backlog_histlen).
+func (b *Backlog) first() int64 { return b.end - int64(b.histlen) - b.hlen + 1 }
+
+// Len returns the number of bytes held (Redis's repl_backlog_histlen),
+// retained bytes included.
 func (b *Backlog) Len() int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return b.histlen
+	return b.histlen + int(b.hlen)
+}
+
+// Retained returns the number of bytes held beyond the ring for lagging
+// cursors.
+func (b *Backlog) Retained() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.hlen
 }
 
 // Covers reports whether a replica asking for offset next (its processed
@@ -77,15 +129,23 @@ func (b *Backlog) Covers(next int64) bool {
 }
 
 func (b *Backlog) covers(next int64) bool {
-	return next >= b.end-int64(b.histlen)+1 && next <= b.end+1
+	return next >= b.first() && next <= b.end+1
 }
 
 // Write appends p to the stream, evicting the oldest bytes when full, and
 // returns the new offset. A p larger than the backlog leaves only its tail.
-// Write never allocates.
 func (b *Backlog) Write(p []byte) int64 {
 	b.mu.Lock()
 	size := len(b.buf)
+	if evict := b.histlen + len(p) - size; evict > 0 {
+		if b.limit > 0 && b.pin.Load() < b.end-int64(b.histlen)+1+int64(evict) {
+			b.retain(p, int64(evict))
+		} else {
+			// Every cursor is past the evicted bytes, so past the retained
+			// ones too (retained bytes always precede the ring's).
+			b.dropOldest(b.hlen)
+		}
+	}
 	if len(p) >= size {
 		copy(b.buf, p[len(p)-size:])
 		b.pos = 0
@@ -112,10 +172,109 @@ func (b *Backlog) Write(p []byte) int64 {
 	return end
 }
 
+// retain keeps the bytes that writing p is about to evict (the ring's oldest
+// bytes, then p's head when p alone overflows the ring) from the lowest
+// cursor's position on. Called with mu held.
+func (b *Backlog) retain(p []byte, evict int64) {
+	if b.hlen == 0 || b.sinceScan >= retainBlock {
+		b.rescan()
+	}
+	ringFirst := b.end - int64(b.histlen) + 1
+	from, upto := ringFirst, ringFirst+evict // evicted offsets [from, upto)
+	if b.hlen == 0 {
+		// Nothing retained yet: start at the lowest cursor. With bytes
+		// retained, the new ones must follow them without a gap.
+		from = max(from, b.pin.Load())
+	}
+	if from >= upto {
+		return
+	}
+	// The ring's bytes first: offset o is at index pos-(end+1-o) mod size.
+	if ringEnd := min(upto, b.end+1); from < ringEnd {
+		size := len(b.buf)
+		i := b.pos - int(b.end+1-from)
+		if i < 0 {
+			i += size
+		}
+		n := int(ringEnd - from)
+		c := min(n, size-i)
+		b.appendHeld(b.buf[i : i+c])
+		b.appendHeld(b.buf[:n-c])
+		from = ringEnd
+	}
+	if from < upto { // then the head of p
+		b.appendHeld(p[from-(b.end+1) : upto-(b.end+1)])
+	}
+	b.dropOldest(b.hlen - b.limit)
+}
+
+func (b *Backlog) appendHeld(p []byte) {
+	b.hlen += int64(len(p))
+	b.sinceScan += int64(len(p))
+	for len(p) > 0 {
+		if n := len(b.held); n > 0 && len(b.held[n-1]) < retainBlock {
+			last := b.held[n-1]
+			c := copy(last[len(last):retainBlock], p)
+			b.held[n-1] = last[:len(last)+c]
+			p = p[c:]
+			continue
+		}
+		b.held = append(b.held, blockPool.Get().(*[retainBlock]byte)[:0])
+	}
+}
+
+// dropOldest forgets the n oldest retained bytes (n <= 0: none).
+func (b *Backlog) dropOldest(n int64) {
+	n = min(n, b.hlen)
+	if n <= 0 {
+		return
+	}
+	b.hlen -= n
+	for n > 0 {
+		avail := int64(len(b.held[0]) - b.hoff)
+		if n < avail {
+			b.hoff += int(n)
+			break
+		}
+		n -= avail
+		blockPool.Put((*[retainBlock]byte)(b.held[0][:retainBlock]))
+		b.held[0] = nil
+		b.held = b.held[1:]
+		b.hoff = 0
+	}
+	if b.hlen == 0 {
+		for i, blk := range b.held {
+			blockPool.Put((*[retainBlock]byte)(blk[:retainBlock]))
+			b.held[i] = nil
+		}
+		b.held, b.hoff = b.held[:0], 0
+	}
+}
+
+// rescan recomputes pin from the open cursors and forgets the retained bytes
+// none of them needs any more. Called with mu held.
+func (b *Backlog) rescan() {
+	pin := int64(math.MaxInt64)
+	for c := range b.cursors {
+		pin = min(pin, c.next.Load())
+	}
+	b.pin.Store(pin)
+	b.sinceScan = 0
+	b.dropOldest(min(pin, b.end+1) - b.first())
+}
+
 // Reset empties the backlog and restarts it at offset: the next byte written
 // is offset+1. Readers waiting or reading find their offsets gone.
 func (b *Backlog) Reset(offset int64) {
 	b.mu.Lock()
+	b.dropOldest(b.hlen)
+	for c := range b.cursors {
+		// Their offsets belong to the old history, even where the new one
+		// reuses the numbers.
+		c.dead = true
+		delete(b.cursors, c)
+	}
+	b.pin.Store(math.MaxInt64)
 	b.pos, b.histlen, b.end = 0, 0, offset
 	b.last.Store(offset)
 	b.mu.Unlock()
@@ -129,9 +288,27 @@ func (b *Backlog) Reset(offset int64) {
 func (b *Backlog) ReadAt(p []byte, next int64) (int, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	return b.readAt(p, next)
+}
+
+func (b *Backlog) readAt(p []byte, next int64) (int, error) {
 	if !b.covers(next) {
 		return 0, fmt.Errorf("%w: offset %d, backlog holds [%d, %d]",
-			ErrNotInBacklog, next, b.end-int64(b.histlen)+1, b.end)
+			ErrNotInBacklog, next, b.first(), b.end)
+	}
+	if ringFirst := b.end - int64(b.histlen) + 1; next < ringFirst {
+		// Retained bytes: up to the ring's first byte in this call.
+		want := min(int64(len(p)), ringFirst-next)
+		skip := next - b.first() + int64(b.hoff)
+		n := 0
+		for i := int(skip / retainBlock); int64(n) < want; i++ {
+			blk := b.held[i]
+			if i == int(skip/retainBlock) {
+				blk = blk[skip%retainBlock:]
+			}
+			n += copy(p[n:want], blk)
+		}
+		return n, nil
 	}
 	avail := b.end + 1 - next
 	n := len(p)
@@ -151,6 +328,77 @@ func (b *Backlog) ReadAt(p []byte, next int64) (int, error) {
 		copy(p[c:n], b.buf)
 	}
 	return n, nil
+}
+
+// A Cursor reads the stream from a position on, and keeps the bytes it has
+// not read yet from being lost while the backlog's retention allows (see
+// SetRetention). It is for one goroutine; Close it when done.
+type Cursor struct {
+	b    *Backlog
+	next atomic.Int64
+	dead bool // the backlog was Reset; guarded by b.mu
+}
+
+// NewCursor opens a cursor whose first Read returns the byte at offset next.
+// It fails with an error wrapping ErrNotInBacklog when the backlog does not
+// cover next.
+func (b *Backlog) NewCursor(next int64) (*Cursor, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.covers(next) {
+		return nil, fmt.Errorf("%w: offset %d, backlog holds [%d, %d]",
+			ErrNotInBacklog, next, b.first(), b.end)
+	}
+	c := &Cursor{b: b}
+	c.next.Store(next)
+	b.cursors[c] = struct{}{}
+	if next < b.pin.Load() {
+		b.pin.Store(next)
+	}
+	return c, nil
+}
+
+// Next returns the offset of the next byte Read returns.
+func (c *Cursor) Next() int64 { return c.next.Load() }
+
+// Read copies the stream bytes from Next() on into p and advances past them.
+// It returns 0 and no error when there is nothing new (see Backlog.Wait), and
+// an error wrapping ErrNotInBacklog when the bytes it needs were dropped
+// (the cursor fell too far behind, or the backlog was Reset).
+func (c *Cursor) Read(p []byte) (int, error) {
+	b := c.b
+	next := c.next.Load()
+	b.mu.RLock()
+	if c.dead {
+		b.mu.RUnlock()
+		return 0, fmt.Errorf("%w: offset %d belongs to a history the backlog was reset from", ErrNotInBacklog, next)
+	}
+	n, err := b.readAt(p, next)
+	ringFirst := b.end - int64(b.histlen) + 1
+	fromHeld := b.hlen > 0 && next < ringFirst
+	b.mu.RUnlock()
+	to := next + int64(n)
+	c.next.Store(to)
+	if fromHeld && (to >= ringFirst || to/retainBlock != next/retainBlock) {
+		// This cursor may have been the one holding the bytes it just
+		// passed: let them go once it is back in the ring, and every
+		// block on the way.
+		b.mu.Lock()
+		b.rescan()
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// Close releases the cursor and the bytes retained for it alone.
+func (c *Cursor) Close() {
+	b := c.b
+	b.mu.Lock()
+	if _, ok := b.cursors[c]; ok {
+		delete(b.cursors, c)
+		b.rescan()
+	}
+	b.mu.Unlock()
 }
 
 // Wait blocks until the backlog's offset passes after (Offset() > after), the

@@ -28,13 +28,14 @@ func (s slowLoader) Load(ctx context.Context, r io.Reader, info psync.SnapshotIn
 }
 
 // The endless full-sync loop: writes during a slow load overflow what the
-// master keeps (a fixed buffer in Redis, the backlog here), so the replica
+// master keeps for the replica (its output-buffer limit in Redis, MaxLag
+// here, set to the backlog size to make the overflow quick), so the replica
 // that finishes loading cannot continue and starts over, forever. With one
 // link (Redis's way) it loops; with psync's second link it syncs once.
 func TestFullSyncUnderLoadDoesNotLoop(t *testing.T) {
 	for _, single := range []bool{true, false} {
 		t.Run(fmt.Sprintf("single_link=%v", single), func(t *testing.T) {
-			m := newMaster(t, psync.MasterConfig{BacklogSize: 64 << 10})
+			m := newMaster(t, psync.MasterConfig{BacklogSize: 64 << 10, MaxLag: 64 << 10})
 			writeN(t, m, "seed", 100, 100)
 			d := psynctest.NewDialer(m.m)
 			t.Cleanup(d.Close)

@@ -44,11 +44,22 @@ type MasterConfig struct {
 	// (repl-timeout). Default 60 s.
 	Timeout time.Duration
 
-	// MaxLag drops a replica whose unsent stream data exceeds this many bytes.
-	// Writes never wait for it: the data lives in the backlog, so the replica
-	// can continue partially later if the backlog still covers it. Default
-	// and maximum: BacklogSize (past it the data is gone anyway).
+	// MaxLag drops a replica whose unsent stream data exceeds this many bytes
+	// (the hard limit of Redis's client-output-buffer-limit replica).
+	// Writes never wait for a replica: its unsent data lives in the backlog,
+	// and while a replica is further behind than BacklogSize the bytes leaving
+	// the backlog are kept for it, up to MaxLag-BacklogSize bytes in all,
+	// one copy shared by every lagging replica (Backlog.SetRetention). A
+	// dropped replica can continue partially later if the backlog still
+	// covers it. Default 256 MiB; memory is only used while a replica lags.
 	MaxLag int64
+
+	// SoftMaxLag and SoftMaxLagTime drop a replica that stays more than
+	// SoftMaxLag bytes behind for SoftMaxLagTime (the soft limit of
+	// client-output-buffer-limit replica). Defaults 64 MiB and 60 s; a
+	// negative SoftMaxLag disables the soft limit.
+	SoftMaxLag     int64
+	SoftMaxLagTime time.Duration
 
 	// FullSyncDelay is how long the master waits after a replica asks for a
 	// full resync for others to join the same snapshot
@@ -75,6 +86,13 @@ type MasterConfig struct {
 	Logger *slog.Logger
 }
 
+// DefaultMaxLag and DefaultSoftMaxLag are MasterConfig's defaults: Redis's
+// client-output-buffer-limit for replicas (256mb 64mb 60).
+const (
+	DefaultMaxLag     = 256 << 20
+	DefaultSoftMaxLag = 64 << 20
+)
+
 func (c MasterConfig) withDefaults() MasterConfig {
 	if c.BacklogSize <= 0 {
 		c.BacklogSize = DefaultBacklogSize
@@ -88,8 +106,14 @@ func (c MasterConfig) withDefaults() MasterConfig {
 	if c.Timeout <= 0 {
 		c.Timeout = 60 * time.Second
 	}
-	if c.MaxLag <= 0 || c.MaxLag > int64(c.BacklogSize) {
-		c.MaxLag = int64(c.BacklogSize)
+	if c.MaxLag <= 0 {
+		c.MaxLag = DefaultMaxLag
+	}
+	if c.SoftMaxLag == 0 {
+		c.SoftMaxLag = DefaultSoftMaxLag
+	}
+	if c.SoftMaxLagTime <= 0 {
+		c.SoftMaxLagTime = 60 * time.Second
 	}
 	if c.MinReplicasMaxLag <= 0 {
 		c.MinReplicasMaxLag = 10 * time.Second
@@ -112,7 +136,7 @@ func (c MasterConfig) withDefaults() MasterConfig {
 // Feeding is independent of the replicas: a write is appended to the backlog
 // and each replica's sender copies from there at its own pace, so a slow or
 // dead replica never slows the host, and a replica that falls further behind
-// than MaxLag is dropped.
+// than MaxLag (or SoftMaxLag for SoftMaxLagTime) is dropped.
 type Master struct {
 	cfg     MasterConfig
 	log     *slog.Logger
@@ -165,12 +189,14 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 		return nil, fmt.Errorf("%w: invalid MasterConfig.Position %v", ErrBadReplID, pos)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	backlog := NewBacklog(cfg.BacklogSize, pos.Offset)
+	backlog.SetRetention(cfg.MaxLag - int64(backlog.Size()))
 	return &Master{
 		rateT:        time.Now(),
 		rateOff:      pos.Offset,
 		cfg:          cfg,
 		log:          cfg.Logger.With("role", "master"),
-		backlog:      NewBacklog(cfg.BacklogSize, pos.Offset),
+		backlog:      backlog,
 		ctx:          ctx,
 		cancel:       cancel,
 		replid:       pos.ID,
@@ -285,10 +311,54 @@ type link struct {
 
 	wmu sync.Mutex // serializes writes to rw
 
+	// cur reads the stream for this link once its position is known (at
+	// the snapshot's capture for a full resync); released when it ends.
+	curMu   sync.Mutex
+	cur     *Cursor
+	curDone bool
+	softAt  time.Time // when the lag went over SoftMaxLag; watch only
+
 	syncResult chan fullSyncResult
 }
 
 func (l *link) stop(cause error) { l.cancel(cause) }
+
+// openCursor gives the link a cursor at next, unless it ended.
+func (l *link) openCursor(next int64) (*Cursor, error) {
+	c, err := l.m.backlog.NewCursor(next)
+	if err != nil {
+		return nil, err
+	}
+	l.curMu.Lock()
+	defer l.curMu.Unlock()
+	if l.curDone {
+		c.Close()
+		return nil, context.Cause(l.ctx)
+	}
+	if l.cur != nil {
+		l.cur.Close()
+	}
+	l.cur = c
+	return c, nil
+}
+
+// cursor returns the link's cursor, nil if none was opened.
+func (l *link) cursor() *Cursor {
+	l.curMu.Lock()
+	defer l.curMu.Unlock()
+	return l.cur
+}
+
+// closeCursor releases the link's cursor for good.
+func (l *link) closeCursor() {
+	l.curMu.Lock()
+	defer l.curMu.Unlock()
+	l.curDone = true
+	if l.cur != nil {
+		l.cur.Close()
+		l.cur = nil
+	}
+}
 
 // write writes p with a deadline where the transport supports one, and
 // records the pending write for the watchdog on transports that do not.
@@ -417,6 +487,7 @@ func (m *Master) attach(ctx context.Context, rw io.ReadWriter, info ReplicaInfo)
 
 func (m *Master) detach(l *link) {
 	l.cancel(context.Canceled)
+	l.closeCursor()
 	m.mu.Lock()
 	delete(m.links, l)
 	if len(m.links) == 0 && m.idle != nil {
@@ -497,6 +568,14 @@ func (l *link) watch() {
 				l.cancel(fmt.Errorf("%w: no ACK for %v", ErrTimeout, m.cfg.Timeout))
 			case st == stateOnline && m.backlog.Offset()-l.sent.Load() > m.cfg.MaxLag:
 				l.cancel(fmt.Errorf("%w: %d unsent bytes, limit %d", ErrReplicaTooFar, m.backlog.Offset()-l.sent.Load(), m.cfg.MaxLag))
+			case st == stateOnline && m.cfg.SoftMaxLag >= 0 && m.backlog.Offset()-l.sent.Load() > m.cfg.SoftMaxLag:
+				if l.softAt.IsZero() {
+					l.softAt = now
+				} else if now.Sub(l.softAt) > m.cfg.SoftMaxLagTime {
+					l.cancel(fmt.Errorf("%w: over %d unsent bytes for %v", ErrReplicaTooFar, m.cfg.SoftMaxLag, m.cfg.SoftMaxLagTime))
+				}
+			default:
+				l.softAt = time.Time{}
 			}
 		}
 	}
@@ -674,12 +753,21 @@ func (m *Master) stream(l *link, cr *CommandReader, next int64) error {
 }
 
 func (m *Master) sendStream(l *link, next int64) error {
+	c := l.cursor()
+	if c == nil || c.Next() != next {
+		var err error
+		if c, err = l.openCursor(next); err != nil {
+			err = fmt.Errorf("%w: %w", ErrReplicaTooFar, err)
+			l.cancel(err)
+			return err
+		}
+	}
 	buf := make([]byte, 64<<10)
 	for {
-		if err := m.streamWake.wait(l.ctx, func() bool { return m.backlog.Offset() != next-1 }); err != nil {
+		if err := m.streamWake.wait(l.ctx, func() bool { return m.backlog.Offset() != c.Next()-1 }); err != nil {
 			return context.Cause(l.ctx)
 		}
-		n, err := m.backlog.ReadAt(buf, next)
+		n, err := c.Read(buf)
 		if err != nil {
 			err = fmt.Errorf("%w: %w", ErrReplicaTooFar, err)
 			l.cancel(err)
@@ -692,8 +780,7 @@ func (m *Master) sendStream(l *link, next int64) error {
 			l.cancel(err)
 			return err
 		}
-		next += int64(n)
-		l.sent.Store(next - 1)
+		l.sent.Store(c.Next() - 1)
 	}
 }
 

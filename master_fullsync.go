@@ -119,8 +119,20 @@ func (m *Master) runFullSync(s *fullSync) {
 			ErrNotInBacklog, off, m.backlog.First(), m.backlog.Offset()))
 		return
 	}
+	ready := links[:0:0]
 	for _, l := range links {
+		// From now on the stream after the snapshot is kept for the link
+		// (up to MaxLag) while the snapshot is on its way.
+		if _, err := l.openCursor(off + 1); err != nil {
+			l.syncResult <- fullSyncResult{err: err}
+			continue
+		}
 		l.state.Store(stateSendBulk)
+		ready = append(ready, l)
+	}
+	links = ready
+	if len(links) == 0 {
+		return
 	}
 	m.log.Info("snapshot captured", "offset", off, "replicas", len(links))
 
