@@ -480,15 +480,42 @@ func readReply(cr *CommandReader) (string, error) {
 	}
 }
 
-// handshake runs PING, AUTH, REPLCONF and PSYNC. With want, it asks to
-// continue from want (the second link of a full resync); otherwise from the
-// replica's position.
+// handshake sends PING, AUTH and the REPLCONFs in one write and reads their
+// replies in order, then sends PSYNC and reads its reply: two round trips,
+// whatever the options. With want, it asks to continue from want (the second
+// link of a full resync); otherwise from the replica's position.
+//
+// Pipelining keeps Redis's per-reply rules: PING may be refused with -NOAUTH
+// or -NOPERM (AUTH comes next; Redis answers a PING before AUTH so), AUTH
+// must get +OK, and REPLCONF errors other than auth ones are only logged.
+// PSYNC waits for the other replies because Redis refuses a PSYNC that
+// arrives while replies to the same client are unsent ("-ERR SYNC and PSYNC
+// are invalid with pending output").
 func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psyncReply, error) {
-	var out []byte
-	out = AppendCommandString(out, "PING")
+	out := AppendCommandString(nil, "PING")
+	auth := r.cfg.Password != ""
+	if auth {
+		if r.cfg.User != "" {
+			out = AppendCommandString(out, "AUTH", r.cfg.User, r.cfg.Password)
+		} else {
+			out = AppendCommandString(out, "AUTH", r.cfg.Password)
+		}
+	}
+	replconfs := 0
+	if r.cfg.ListeningPort > 0 {
+		out = AppendCommandString(out, "REPLCONF", "listening-port", strconv.Itoa(r.cfg.ListeningPort))
+		replconfs++
+	}
+	if r.cfg.IPAddress != "" {
+		out = AppendCommandString(out, "REPLCONF", "ip-address", r.cfg.IPAddress)
+		replconfs++
+	}
+	out = AppendCommandString(out, "REPLCONF", "capa", "eof", "capa", "psync2")
+	replconfs++
 	if err := l.send(out); err != nil {
 		return psyncReply{}, err
 	}
+
 	line, err := readReply(cr)
 	if err != nil {
 		return psyncReply{}, err
@@ -496,15 +523,7 @@ func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psy
 	if line[0] == '-' && !hasPrefixAny(line, "-NOAUTH", "-NOPERM") {
 		return psyncReply{}, fmt.Errorf("%w: to PING: %q", ErrUnexpectedReply, truncate(line, 200))
 	}
-	if r.cfg.Password != "" {
-		if r.cfg.User != "" {
-			out = AppendCommandString(out[:0], "AUTH", r.cfg.User, r.cfg.Password)
-		} else {
-			out = AppendCommandString(out[:0], "AUTH", r.cfg.Password)
-		}
-		if err := l.send(out); err != nil {
-			return psyncReply{}, err
-		}
+	if auth {
 		line, err := readReply(cr)
 		if err != nil {
 			return psyncReply{}, err
@@ -513,23 +532,7 @@ func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psy
 			return psyncReply{}, fmt.Errorf("%w: %s", ErrAuth, truncate(line, 200))
 		}
 	}
-	// REPLCONFs are pipelined, then their replies read in order; errors are
-	// logged and ignored, as Redis does.
-	out, n := out[:0], 0
-	if r.cfg.ListeningPort > 0 {
-		out = AppendCommandString(out, "REPLCONF", "listening-port", strconv.Itoa(r.cfg.ListeningPort))
-		n++
-	}
-	if r.cfg.IPAddress != "" {
-		out = AppendCommandString(out, "REPLCONF", "ip-address", r.cfg.IPAddress)
-		n++
-	}
-	out = AppendCommandString(out, "REPLCONF", "capa", "eof", "capa", "psync2")
-	n++
-	if err := l.send(out); err != nil {
-		return psyncReply{}, err
-	}
-	for ; n > 0; n-- {
+	for ; replconfs > 0; replconfs-- {
 		line, err := readReply(cr)
 		if err != nil {
 			return psyncReply{}, err
@@ -541,6 +544,7 @@ func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psy
 			r.log.Warn("master refused REPLCONF", "reply", truncate(line, 200))
 		}
 	}
+
 	pos := r.Position()
 	if want != nil {
 		pos = *want

@@ -1,0 +1,385 @@
+package psync_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/psyncio/psync"
+	"github.com/psyncio/psync/psynctest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// writeLog records every Write a replica makes on its connection.
+type writeLog struct {
+	net.Conn
+	mu     sync.Mutex
+	writes [][]byte
+}
+
+func (w *writeLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.writes = append(w.writes, append([]byte(nil), p...))
+	w.mu.Unlock()
+	return w.Conn.Write(p)
+}
+
+// commands parses b as RESP commands.
+func commands(t *testing.T, b []byte) [][]string {
+	t.Helper()
+	cr := psync.NewCommandReader(strings.NewReader(string(b)), psync.Limits{}, false)
+	var cmds [][]string
+	for {
+		cmd, err := cr.ReadCommand()
+		if err == io.EOF {
+			return cmds
+		}
+		require.NoError(t, err)
+		var args []string
+		for _, a := range cmd.Args {
+			args = append(args, string(a))
+		}
+		cmds = append(cmds, args)
+	}
+}
+
+const pendingOutput = "-ERR SYNC and PSYNC are invalid with pending output\r\n"
+
+// strictMaster is a fake master that reads the whole handshake up to
+// REPLCONF capa before it answers anything, so a replica that waits for each
+// reply before it sends the next command never gets one. It then writes
+// replies (one line per command read). As Redis, it refuses a PSYNC that
+// arrived with the other commands (their replies were still unsent). A PSYNC
+// sent after the replies gets afterPSYNC (its reply and the stream). It
+// reads until the replica hangs up.
+func strictMaster(c net.Conn, replies, afterPSYNC string) {
+	defer c.Close()
+	cr := psync.NewCommandReader(c, psync.Limits{}, false)
+	for {
+		cmd, err := cr.ReadCommand()
+		if err != nil {
+			return
+		}
+		if cmd.Is("replconf") && len(cmd.Args) > 1 && strings.EqualFold(string(cmd.Args[1]), "capa") {
+			break
+		}
+	}
+	if len(cr.Buffered()) > 0 {
+		replies += pendingOutput
+	}
+	if _, err := io.WriteString(c, replies); err != nil {
+		return
+	}
+	cmd, err := cr.ReadCommand()
+	if err != nil || !cmd.Is("psync") {
+		return
+	}
+	if _, err := io.WriteString(c, afterPSYNC); err != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, c)
+}
+
+func TestHandshakePipelined(t *testing.T) {
+	set := psync.AppendCommandString(nil, "SET", "k", "v")
+	capa := []string{"REPLCONF", "capa", "eof", "capa", "psync2"}
+	cases := []struct {
+		name    string
+		cfg     func(*psync.ReplicaConfig)
+		replies string
+		want    [][]string // the first write
+	}{
+		{
+			name: "announced address, no auth",
+			cfg: func(c *psync.ReplicaConfig) {
+				c.ListeningPort, c.IPAddress = 6380, "10.0.0.7"
+			},
+			replies: "+PONG\r\n+OK\r\n+OK\r\n+OK\r\n",
+			want: [][]string{{"PING"}, {"REPLCONF", "listening-port", "6380"},
+				{"REPLCONF", "ip-address", "10.0.0.7"}, capa},
+		},
+		{
+			// Redis answers a PING sent before AUTH with -NOAUTH.
+			name:    "AUTH with a user, PING refused before it",
+			cfg:     func(c *psync.ReplicaConfig) { c.User, c.Password = "repl", "s3cret" },
+			replies: "-NOAUTH Authentication required.\r\n+OK\r\n+OK\r\n",
+			want:    [][]string{{"PING"}, {"AUTH", "repl", "s3cret"}, capa},
+		},
+		{
+			name:    "AUTH with a password, REPLCONF refused, keepalives",
+			cfg:     func(c *psync.ReplicaConfig) { c.Password, c.ListeningPort = "s3cret", 6380 },
+			replies: "+PONG\r\n+OK\r\n-ERR Unrecognized REPLCONF option: listening-port\r\n\n+OK\r\n\n",
+			want:    [][]string{{"PING"}, {"AUTH", "s3cret"}, {"REPLCONF", "listening-port", "6380"}, capa},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var conns []*writeLog
+			dial := func(ctx context.Context) (io.ReadWriteCloser, error) {
+				a, b := net.Pipe()
+				go strictMaster(b, tc.replies, "\n+CONTINUE "+fakeID+"\r\n"+string(set))
+				w := &writeLog{Conn: a}
+				mu.Lock()
+				conns = append(conns, w)
+				mu.Unlock()
+				return w, nil
+			}
+			s := psynctest.NewStore()
+			cfg := psync.ReplicaConfig{Dial: dial, Loader: s, Applier: s, Logger: quiet,
+				Position: psync.Position{ID: fakeID, Offset: 1000}, MinBackoff: time.Hour}
+			tc.cfg(&cfg)
+			r, err := psync.NewReplica(cfg)
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-done })
+
+			// One command at a time, the replica would wait for +PONG forever.
+			wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+			defer wcancel()
+			err = r.WaitOffset(wctx, 1000+int64(len(set)))
+			require.NoError(t, err, "replica did not reach the stream; last error: %v", r.Stats().LastError)
+
+			v, ok := s.Get("k")
+			assert.True(t, ok)
+			assert.Equal(t, "v", v)
+			assert.Nil(t, r.Stats().LastError)
+			assert.EqualValues(t, 1, r.Stats().PartialSyncs)
+			mu.Lock()
+			require.Len(t, conns, 1)
+			w := conns[0]
+			mu.Unlock()
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			require.GreaterOrEqual(t, len(w.writes), 2)
+			assert.Equal(t, tc.want, commands(t, w.writes[0]), "the first write holds the handshake up to PSYNC")
+			assert.Equal(t, [][]string{{"PSYNC", fakeID, "1001"}}, commands(t, w.writes[1]), "PSYNC once the replies are read")
+		})
+	}
+}
+
+// A wrong password still ends the link with ErrAuth when the master's
+// answers to PING, REPLCONF and PSYNC are auth errors too.
+func TestHandshakePipelinedWrongPassword(t *testing.T) {
+	firstError := func(t *testing.T, dial func(context.Context) (io.ReadWriteCloser, error), mod func(*psync.ReplicaConfig)) error {
+		t.Helper()
+		s := psynctest.NewStore()
+		cfg := psync.ReplicaConfig{Dial: dial, Loader: s, Applier: s, Logger: quiet, MinBackoff: time.Hour, Timeout: 5 * time.Second}
+		mod(&cfg)
+		r, err := psync.NewReplica(cfg)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		require.Eventually(t, func() bool { return r.Stats().LastError != nil }, 5*time.Second, time.Millisecond)
+		assert.Zero(t, r.Stats().FullSyncs+r.Stats().PartialSyncs)
+		return r.Stats().LastError
+	}
+	wrong := func(c *psync.ReplicaConfig) { c.Password = "wrong" }
+
+	t.Run("Redis-like master", func(t *testing.T) {
+		const noauth = "-NOAUTH Authentication required.\r\n"
+		replies := noauth + "-WRONGPASS invalid username-password pair or user is disabled.\r\n" + noauth
+		dial := func(ctx context.Context) (io.ReadWriteCloser, error) {
+			a, b := net.Pipe()
+			go strictMaster(b, replies, "+CONTINUE\r\n")
+			return a, nil
+		}
+		err := firstError(t, dial, wrong)
+		assert.ErrorIs(t, err, psync.ErrAuth)
+		assert.Contains(t, err.Error(), "WRONGPASS")
+	})
+	t.Run("psync Master", func(t *testing.T) {
+		m := newMaster(t, psync.MasterConfig{Password: "s3cret"})
+		d := psynctest.NewDialer(m.m)
+		t.Cleanup(d.Close)
+		assert.ErrorIs(t, firstError(t, d.Dial, wrong), psync.ErrAuth)
+		assert.ErrorIs(t, firstError(t, d.Dial, func(*psync.ReplicaConfig) {}), psync.ErrAuth, "no password")
+		assert.Zero(t, m.m.Stats().FullSyncs)
+	})
+	t.Run("redis-server", func(t *testing.T) {
+		port := startRedisServer(t, "--requirepass", "s3cret")
+		dial := func(ctx context.Context) (io.ReadWriteCloser, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
+		}
+		assert.ErrorIs(t, firstError(t, dial, wrong), psync.ErrAuth)
+		assert.ErrorIs(t, firstError(t, dial, func(c *psync.ReplicaConfig) { c.User, c.Password = "default", "wrong" }), psync.ErrAuth)
+		assert.ErrorIs(t, firstError(t, dial, func(*psync.ReplicaConfig) {}), psync.ErrAuth, "no password")
+	})
+}
+
+// The pipelined handshake against a real Redis master with requirepass:
+// its PING is refused before AUTH, and the replica still syncs, on both
+// links of a full resync, and continues partially after a cut.
+func TestHandshakePipelinedRedisServer(t *testing.T) {
+	port := startRedisServer(t, "--requirepass", "s3cret")
+	dial := func(ctx context.Context) (io.ReadWriteCloser, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
+	}
+	redisDo(t, port, "AUTH", "s3cret", "SET", "before", "1")
+	for _, tc := range []struct {
+		name string
+		cfg  func(*psync.ReplicaConfig)
+	}{
+		{"password", func(c *psync.ReplicaConfig) { c.Password, c.ListeningPort = "s3cret", 6390 }},
+		{"user and password", func(c *psync.ReplicaConfig) { c.User, c.Password, c.IPAddress = "default", "s3cret", "127.0.0.1" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := psync.ReplicaConfig{Dial: dial, Loader: discardLoader{}, Applier: noopApplier{}, Logger: quiet,
+				MinBackoff: 10 * time.Millisecond}
+			tc.cfg(&cfg)
+			r, err := psync.NewReplica(cfg)
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			require.Eventually(t, func() bool { return r.Stats().LinkUp }, 10*time.Second, time.Millisecond, "last error: %v", r.Stats().LastError)
+			assert.EqualValues(t, 1, r.Stats().FullSyncs)
+
+			redisDo(t, port, "AUTH", "s3cret", "SET", "after", "2")
+			want := redisOffset(t, port)
+			wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+			defer wcancel()
+			require.NoError(t, r.WaitOffset(wctx, want))
+
+			r.Disconnect()
+			redisDo(t, port, "AUTH", "s3cret", "SET", "cut", "3")
+			require.NoError(t, r.WaitOffset(wctx, redisOffset(t, port)))
+			assert.EqualValues(t, 1, r.Stats().PartialSyncs)
+			assert.EqualValues(t, 1, r.Stats().FullSyncs)
+		})
+	}
+}
+
+// startRedisServer starts redis-server on a free port with args and returns
+// the port. It skips the test when redis-server is not installed, unless
+// CI=true.
+func startRedisServer(t *testing.T, args ...string) int {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-server not found on PATH (CI=true)")
+		}
+		t.Skip("redis-server not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	all := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "3600"}, args...)
+	cmd := exec.Command(bin, all...)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &lockedWriter{w: &logs}, &lockedWriter{w: &logs}
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("redis-server logs:\n%s", logs.String())
+		}
+	})
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 100*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}, 10*time.Second, 10*time.Millisecond)
+	return port
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// redisDo sends the commands in args (AUTH <password>, SET <k> <v>, or
+// single words) pipelined and checks that none is refused.
+func redisDo(t *testing.T, port int, args ...string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	var out []byte
+	n := 0
+	for i := 0; i < len(args); {
+		switch args[i] {
+		case "AUTH":
+			out = psync.AppendCommandString(out, args[i:i+2]...)
+			i += 2
+		case "SET":
+			out = psync.AppendCommandString(out, args[i:i+3]...)
+			i += 3
+		default:
+			out = psync.AppendCommandString(out, args[i])
+			i++
+		}
+		n++
+	}
+	_, err = c.Write(out)
+	require.NoError(t, err)
+	br := bufio.NewReader(c)
+	for ; n > 0; n-- {
+		line, err := br.ReadString('\n')
+		require.NoError(t, err)
+		require.False(t, strings.HasPrefix(line, "-"), line)
+	}
+}
+
+// redisOffset returns the master_repl_offset of the redis-server on port.
+func redisOffset(t *testing.T, port int) int64 {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = c.Write(psync.AppendCommandString(psync.AppendCommandString(nil, "AUTH", "s3cret"), "INFO", "replication"))
+	require.NoError(t, err)
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "+OK\r\n", line)
+	line, err = br.ReadString('\n')
+	require.NoError(t, err)
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "$")))
+	require.NoError(t, err)
+	body := make([]byte, n+2)
+	_, err = io.ReadFull(br, body)
+	require.NoError(t, err)
+	for _, l := range strings.Split(string(body), "\r\n") {
+		if v, ok := strings.CutPrefix(l, "master_repl_offset:"); ok {
+			off, err := strconv.ParseInt(v, 10, 64)
+			require.NoError(t, err)
+			return off
+		}
+	}
+	require.FailNow(t, fmt.Sprintf("no master_repl_offset in %q", body))
+	return 0
+}
