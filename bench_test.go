@@ -14,12 +14,19 @@ import (
 	"time"
 
 	"github.com/psyncio/psync"
+	"github.com/psyncio/psync/internal/benchutil"
 	"github.com/psyncio/psync/psynctest"
 	"github.com/stretchr/testify/require"
 )
 
-// setCmd is the 144-byte SET of the baselines: key:000000xxxxxx and 100 B.
-var setCmd = psync.AppendCommandString(nil, "SET", "key:000000123456", strings.Repeat("v", 100))
+// setCmd, noopApplier and discardLoader are benchutil's, which bench/compare
+// shares, under the names the package's benchmarks use.
+var setCmd = benchutil.SetCommand()
+
+type (
+	noopApplier   = benchutil.NoopApplier
+	discardLoader = benchutil.DiscardLoader
+)
 
 // The write-path target reads "Master.Feed: <= 50 ns and 0 allocations per
 // fed command; 100 replicas cost within 10% of 1". Two benchmarks split it,
@@ -43,11 +50,13 @@ var setCmd = psync.AppendCommandString(nil, "SET", "key:000000123456", strings.R
 //	go test -run x -bench 'Feed$/^replicas=(1|100)$' -benchmem -count 10 . > feed.txt
 //	benchstat -col /replicas feed.txt
 
-// feedConfig is the master of the Feed benchmarks: no PINGs in the stream,
-// and no timeout for replicas that neither read nor ACK. BacklogSize and
-// MaxLag are explicit, and feedLagBound keeps every replica within both.
-func feedConfig(s psync.Snapshotter) psync.MasterConfig {
-	return psync.MasterConfig{
+// newFeedMaster returns the master of the Feed benchmarks: no PINGs in the
+// stream, and no timeout for replicas that neither read nor ACK. BacklogSize
+// and MaxLag are explicit, and feedLagBound keeps every replica within both.
+func newFeedMaster(b *testing.B) *psync.Master {
+	b.Helper()
+	s := psynctest.NewStore()
+	m, err := psync.NewMaster(psync.MasterConfig{
 		Snapshotter:   s,
 		BacklogSize:   64 << 20,
 		MaxLag:        64 << 20,
@@ -55,7 +64,10 @@ func feedConfig(s psync.Snapshotter) psync.MasterConfig {
 		PingPeriod:    -1,
 		FullSyncDelay: -1,
 		Logger:        quiet,
-	}
+	})
+	require.NoError(b, err)
+	s.SetMaster(m)
+	return m
 }
 
 // feedLagBound is how far, in stream bytes, the Feed benchmarks let a
@@ -76,10 +88,7 @@ func BenchmarkFeed(b *testing.B) {
 	for _, n := range []int{0, 1, 10, 100} {
 		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
 			before := runtime.NumGoroutine()
-			s := psynctest.NewStore()
-			m, err := psync.NewMaster(feedConfig(s))
-			require.NoError(b, err)
-			s.SetMaster(m)
+			m := newFeedMaster(b)
 			rs := attachStalled(b, m, n)
 			batch := feedLagBound / len(setCmd)
 			b.SetBytes(int64(len(setCmd)))
@@ -116,10 +125,7 @@ func BenchmarkFeedDraining(b *testing.B) {
 	for _, n := range []int{1, 10, 100} {
 		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
 			before := runtime.NumGoroutine()
-			s := psynctest.NewStore()
-			m, err := psync.NewMaster(feedConfig(s))
-			require.NoError(b, err)
-			s.SetMaster(m)
+			m := newFeedMaster(b)
 			rs := attachDraining(b, m, n)
 			base := m.Offset()
 			b.SetBytes(int64(len(setCmd)))
@@ -353,56 +359,19 @@ func requireGoroutines(b *testing.B, before int) {
 	}
 }
 
-type noopApplier struct{}
-
-func (noopApplier) Apply(psync.Command) error { return nil }
-
 // BenchmarkStreamTCP measures the stream from Feed to a replica that parses
 // every command (no-op applier), over TCP loopback.
 func BenchmarkStreamTCP(b *testing.B) {
-	s := psynctest.NewStore()
-	m, err := psync.NewMaster(psync.MasterConfig{Snapshotter: s, BacklogSize: 64 << 20, Logger: quiet})
+	st, err := benchutil.StartStream()
 	require.NoError(b, err)
-	defer m.Close()
-	s.SetMaster(m)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go m.Serve(context.Background(), c)
-		}
-	}()
-	r, err := psync.NewReplica(psync.ReplicaConfig{
-		Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "tcp", ln.Addr().String())
-		},
-		Loader: s, Applier: noopApplier{}, Logger: quiet,
-	})
-	require.NoError(b, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Run(ctx)
-	require.Eventually(b, func() bool { return r.Stats().LinkUp }, 10*time.Second, time.Millisecond)
-	batch := make([]byte, 0, 64*len(setCmd))
-	for i := 0; i < 64; i++ {
-		batch = append(batch, setCmd...)
-	}
+	defer st.Close()
+	ctx := context.Background()
 	b.SetBytes(int64(len(setCmd)))
 	b.ResetTimer()
-	for i := 0; i < b.N; i += 64 {
-		m.Feed(batch)
-		// Stay within the backlog: wait when the replica is 32 MiB behind.
-		if m.Offset()-r.Offset() > 32<<20 {
-			_ = r.WaitOffset(ctx, m.Offset()-16<<20)
-		}
+	for i := 0; i < b.N; i += benchutil.StreamBatch {
+		st.Feed(ctx)
 	}
-	require.NoError(b, r.WaitOffset(ctx, m.Offset()))
+	require.NoError(b, st.CatchUp(ctx))
 }
 
 // BenchmarkPartialResync measures a cut link's way back to streaming: the
@@ -411,71 +380,23 @@ func BenchmarkStreamTCP(b *testing.B) {
 func BenchmarkPartialResync(b *testing.B) {
 	for _, tr := range []string{"pipe", "tcp"} {
 		b.Run(tr, func(b *testing.B) {
-			s := psynctest.NewStore()
-			m, err := psync.NewMaster(psync.MasterConfig{Snapshotter: s, Logger: quiet})
+			var d *psynctest.Dialer
+			ctx := context.Background()
+			e, err := benchutil.StartResync(ctx, func(m *psync.Master) (func(context.Context) (io.ReadWriteCloser, error), error) {
+				d = benchDialer(b, m, tr)
+				return d.Dial, nil
+			})
 			require.NoError(b, err)
-			defer m.Close()
-			s.SetMaster(m)
-			d := benchDialer(b, m, tr)
-			dial := d.Dial
-			rs := psynctest.NewStore()
-			r, err := psync.NewReplica(psync.ReplicaConfig{Dial: dial, Loader: rs, Applier: rs, Logger: quiet})
-			require.NoError(b, err)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go r.Run(ctx)
-			require.NoError(b, s.Set("k", "v"))
-			require.NoError(b, r.WaitOffset(ctx, m.Offset()))
+			defer e.Close()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				d.Last().Close()
-				require.NoError(b, s.Set("k", "v"))
-				require.NoError(b, r.WaitOffset(ctx, m.Offset()))
+				require.NoError(b, e.Write(ctx))
 			}
 			b.StopTimer()
-			require.EqualValues(b, b.N, r.Stats().PartialSyncs)
+			require.EqualValues(b, b.N, e.Replica.Stats().PartialSyncs)
 		})
 	}
-}
-
-// zeroSnapshot is a snapshot of n bytes that costs nothing to produce.
-type zeroSnapshot struct{ n, off int64 }
-
-func (z zeroSnapshot) Offset() int64 { return z.off }
-func (z zeroSnapshot) Len() int64    { return z.n }
-func (z zeroSnapshot) Release()      {}
-func (z zeroSnapshot) WriteTo(w io.Writer) (int64, error) {
-	buf := make([]byte, 1<<20)
-	var done int64
-	for done < z.n {
-		k, err := w.Write(buf[:min(int64(len(buf)), z.n-done)])
-		done += int64(k)
-		if err != nil {
-			return done, err
-		}
-	}
-	return done, nil
-}
-
-type zeroSnapshotter struct {
-	n int64
-	m *psync.Master
-}
-
-func (z *zeroSnapshotter) Snapshot(context.Context) (psync.Snapshot, error) {
-	return zeroSnapshot{n: z.n, off: z.m.Offset()}, nil
-}
-
-type discardLoader struct{}
-
-type discarded struct{}
-
-func (discarded) Commit()  {}
-func (discarded) Discard() {}
-
-func (discardLoader) Load(_ context.Context, r io.Reader, _ psync.SnapshotInfo) (psync.LoadedSnapshot, error) {
-	_, err := io.Copy(io.Discard, r)
-	return discarded{}, err
 }
 
 // BenchmarkSnapshotTransfer measures a full resync of a 256 MiB snapshot,
@@ -484,24 +405,14 @@ func BenchmarkSnapshotTransfer(b *testing.B) {
 	const size = 256 << 20
 	for _, tr := range []string{"pipe", "tcp"} {
 		b.Run(tr, func(b *testing.B) {
-			zs := &zeroSnapshotter{n: size}
-			m, err := psync.NewMaster(psync.MasterConfig{Snapshotter: zs, Logger: quiet, FullSyncDelay: -1})
+			m, err := benchutil.NewZeroMaster(size)
 			require.NoError(b, err)
 			defer m.Close()
-			zs.m = m
 			dial := benchDialer(b, m, tr).Dial
 			b.SetBytes(size)
 			for i := 0; i < b.N; i++ {
-				r, err := psync.NewReplica(psync.ReplicaConfig{Dial: dial, Loader: discardLoader{}, Applier: noopApplier{}, Logger: quiet, SingleLink: true})
+				_, err := benchutil.FullSync(dial)
 				require.NoError(b, err)
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan struct{})
-				go func() { defer close(done); r.Run(ctx) }()
-				for r.Stats().FullSyncs == 0 {
-					time.Sleep(100 * time.Microsecond)
-				}
-				cancel()
-				<-done
 			}
 		})
 	}
