@@ -51,8 +51,10 @@ type (
 //	benchstat -col /replicas feed.txt
 
 // newFeedMaster returns the master of the Feed benchmarks: no PINGs in the
-// stream, and no timeout for replicas that neither read nor ACK. BacklogSize
-// and MaxLag are explicit, and feedLagBound keeps every replica within both.
+// stream, no timeout for replicas that neither read nor ACK, and no soft lag
+// limit. BacklogSize and MaxLag are explicit, and feedLagBound keeps every
+// replica within both: a lagging replica is never dropped, and the backlog
+// never retains bytes for one.
 func newFeedMaster(b *testing.B) *psync.Master {
 	b.Helper()
 	s := psynctest.NewStore()
@@ -60,6 +62,7 @@ func newFeedMaster(b *testing.B) *psync.Master {
 		Snapshotter:   s,
 		BacklogSize:   64 << 20,
 		MaxLag:        64 << 20,
+		SoftMaxLag:    -1,
 		Timeout:       time.Hour,
 		PingPeriod:    -1,
 		FullSyncDelay: -1,
@@ -110,6 +113,7 @@ func BenchmarkFeed(b *testing.B) {
 			}
 			b.StopTimer()
 			require.Len(b, m.Stats().Replicas, n, "replicas dropped during the run")
+			require.Zero(b, m.Backlog().Retained(), "bytes retained for a lagging replica")
 			rs.close(b, m)
 			m.Close()
 			requireGoroutines(b, before)
@@ -141,6 +145,7 @@ func BenchmarkFeedDraining(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/cmd/replica")
 			require.Len(b, m.Stats().Replicas, n, "replicas dropped during the run")
+			require.Zero(b, m.Backlog().Retained(), "bytes retained for a lagging replica")
 			rs.close()
 			m.Close()
 			requireGoroutines(b, before)
