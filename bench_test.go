@@ -43,12 +43,18 @@ type (
 //     command, so it is the CPU of feeding plus N deliveries; ns/cmd/replica
 //     divides it by N.
 //
-// Compare the sub-benchmarks within one run (the machine's load moves
-// between runs), with benchstat's columns per replica count; the first
-// column is the base of the deltas, so select 1 and 100 to read the claim:
+// Compare the sub-benchmarks of the same runs, never across runs (the
+// machine's load moves), with a benchstat column per replica count whose
+// base is replicas=1:
 //
-//	go test -run x -bench 'Feed$/^replicas=(1|100)$' -benchmem -count 10 . > feed.txt
-//	benchstat -col /replicas feed.txt
+//	go test -c -o feed.test . && for i in $(seq 10); do
+//		./feed.test -test.run x -test.bench 'Feed$' -test.benchmem; done > feed.txt
+//	benchstat -col '/replicas@(1 0 10 100)' feed.txt
+//
+// (ten invocations rather than -count 10, which runs each sub-benchmark ten
+// times in a row, so a change of load would favour one replica count). The
+// claim holds when replicas=1's sec/op is <= 50 ns, its allocs/op 0, and
+// replicas=100's "vs base" at most +10 % or "~" (no difference found).
 
 // newFeedMaster returns the master of the Feed benchmarks: no PINGs in the
 // stream, no timeout for replicas that neither read nor ACK, and no soft lag
