@@ -24,17 +24,21 @@ const (
 // conn is one client connection. Its goroutine reads commands, runs them
 // and appends the replies to out, which is written when the connection runs
 // out of buffered input (see flushReader): a pipelined batch gets its
-// replies in one write.
+// replies in one write. The data commands of such a batch also run under
+// one hold of the store lock (batch), released before any server command
+// and before the connection reads or writes.
 type conn struct {
 	s       *server
 	id      int64
 	nc      net.Conn
 	cr      *psync.CommandReader
 	out     []byte
+	batch   kv.Batch
 	kc      kv.Client
 	authed  bool
 	info    psync.ReplicaInfo // from REPLCONF, for a replica's PSYNC
 	woff    int64             // master offset after this client's last write, for WAIT
+	wrote   bool              // the batch ran a write: woff is set when it ends
 	created time.Time
 
 	kind    atomic.Int32
@@ -42,11 +46,11 @@ type conn struct {
 	name    atomic.Pointer[string]
 	lastCmd atomic.Pointer[string]
 	names   map[string]*string // interned command names, for lastCmd
-	lastAt  atomic.Int64       // unix ns of the last command
+	lastAt  atomic.Int64       // unix ns of the last read of commands
 }
 
 func newConn(s *server, nc net.Conn) *conn {
-	c := &conn{s: s, id: s.nextID.Add(1), nc: nc, created: time.Now(), authed: s.cfg.RequirePass == "", names: map[string]*string{}}
+	c := &conn{s: s, id: s.nextID.Add(1), nc: nc, batch: s.store.Batch(), created: time.Now(), authed: s.cfg.RequirePass == "", names: map[string]*string{}}
 	c.cr = psync.NewCommandReader(flushReader{c}, psync.Limits{}, true)
 	c.lastAt.Store(time.Now().UnixNano())
 	return c
@@ -60,10 +64,28 @@ func (f flushReader) Read(p []byte) (int, error) {
 	if err := f.c.flush(); err != nil {
 		return 0, err
 	}
-	return f.c.nc.Read(p)
+	n, err := f.c.nc.Read(p)
+	if n > 0 {
+		f.c.lastAt.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
+// endBatch releases the store lock the connection's batch holds, if any;
+// the batch's writes are in the Master's stream from then on.
+func (c *conn) endBatch() {
+	if !c.batch.Held() {
+		return
+	}
+	c.batch.End()
+	if c.wrote {
+		c.woff, c.wrote = c.s.m.Offset(), false
+	}
+}
+
+// flush ends the batch and writes the pending replies.
 func (c *conn) flush() error {
+	c.endBatch()
 	if len(c.out) == 0 {
 		return nil
 	}
@@ -87,6 +109,7 @@ const (
 
 func (c *conn) serve() {
 	defer c.nc.Close()
+	defer c.endBatch()
 	for {
 		cmd, err := c.cr.ReadCommand()
 		if err != nil {
@@ -146,7 +169,11 @@ func (c *conn) dispatch(cmd psync.Command) action {
 	args := cmd.Args
 	var nb [24]byte
 	name := lowerName(nb[:0], args[0])
-	c.lastAt.Store(time.Now().UnixNano())
+	if !s.store.Known(args[0]) {
+		// A server command (or an unknown one): never under the store
+		// lock, as some block or call into the store.
+		c.endBatch()
+	}
 	if !c.authed {
 		switch string(name) {
 		case "auth", "quit":
@@ -203,13 +230,16 @@ func (c *conn) dispatch(cmd psync.Command) action {
 func (c *conn) exec(cmd psync.Command, name []byte) {
 	s := c.s
 	write := s.store.IsWrite(cmd.Args[0])
-	if write && !s.checkMinReplicas() {
-		c.errReply("NOREPLICAS Not enough good replicas to write.")
-		return
+	if write && s.minReplicas.Load() > 0 {
+		c.endBatch() // the check asks the Master, never under the store lock
+		if !s.checkMinReplicas() {
+			c.errReply("NOREPLICAS Not enough good replicas to write.")
+			return
+		}
 	}
-	c.out = s.store.ExecCommand(&c.kc, cmd, c.out)
+	c.out = c.batch.Exec(&c.kc, cmd, c.out)
 	if write || string(name) == "exec" {
-		c.woff = s.m.Offset()
+		c.wrote = true
 	}
 	c.db.Store(int32(c.kc.DB))
 	c.setLastCmd(name)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/psyncio/psync"
 	"github.com/psyncio/psync/rdb"
+	"github.com/stretchr/testify/assert"
 )
 
 // These tests run kvserver next to a real redis-server (7.0) and the Redis
@@ -580,4 +581,98 @@ func TestReplicaSkipsUnknownCommands(t *testing.T) {
 	if ck.infoField("replication", "master_link_status") != "up" {
 		t.Error("link down after an unknown command")
 	}
+}
+
+// TestPipelinedClientsStreamToReplicas: clients pipelining writes at once
+// to a kvserver master, each pipeline run under one hold of the store lock
+// and fed as one piece, commands propagated unchanged going out as the
+// client's bytes. The stream must be the commands in the order they ran:
+// a kvserver replica and a real Redis replica end with the master's data,
+// including the lists and counters every client appends to. The mix has
+// canonical RESP, lengths with leading zeros, inline commands, SELECT,
+// transactions and commands the master rewrites (relative expiry).
+func TestPipelinedClientsStreamToReplicas(t *testing.T) {
+	requireRedis(t)
+	t.Parallel()
+	m := startKV(t)
+	cm := dialClient(t, m.port)
+	cm.must("SET", "start", "1")
+	kr := startKV(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(m.port))
+	rr := startRedis(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(m.port))
+	ckr, crr := dialClient(t, kr.port), dialClient(t, rr.port)
+	waitSynced(t, cm, ckr)
+	waitSynced(t, cm, crr)
+
+	const clients, rounds = 4, 300
+	pipeline := func(id int) (req []byte, n int) {
+		add := func(b []byte) { req, n = append(req, b...), n+1 }
+		cmd := func(args ...string) { add(psync.AppendCommandString(nil, args...)) }
+		for i := range rounds {
+			k := fmt.Sprintf("c%d:%d", id, i)
+			cmd("SET", k, strconv.Itoa(i))
+			cmd("RPUSH", "shared:list", k)
+			cmd("INCR", "shared:counter")
+			switch i % 6 {
+			case 0: // lengths with leading zeros
+				add(fmt.Appendf(nil, "*3\r\n$03\r\nSET\r\n$%03d\r\n%s:z\r\n$1\r\nz\r\n", len(k)+2, k))
+			case 1:
+				add([]byte("SET " + k + ":inline v\r\n"))
+			case 2:
+				cmd("SET", k+":ex", "v", "EX", "1000")
+				cmd("EXPIRE", k, "2000")
+			case 3:
+				cmd("SELECT", "5")
+				cmd("SET", k, "in five")
+				cmd("APPEND", "shared:five", k)
+				cmd("SELECT", "0")
+			case 4:
+				cmd("MULTI")
+				cmd("INCRBYFLOAT", k+":f", "1.5")
+				cmd("SADD", "shared:set", k)
+				cmd("EXEC")
+			case 5:
+				cmd("HSET", "shared:hash", k, strconv.Itoa(id))
+				cmd("SETEX", k+":setex", "1000", "v")
+			}
+		}
+		cmd("WAIT", "2", "5000")
+		return req, n
+	}
+	var wg sync.WaitGroup
+	waited := make([]any, clients)
+	for id := range clients {
+		req, n := pipeline(id)
+		c := dialClient(t, m.port)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := c.nc.Write(req); err != nil {
+				t.Error(err)
+				return
+			}
+			for i := range n {
+				r, err := readReply(c.rd)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if e, ok := r.(respErr); ok {
+					t.Errorf("client %d, reply %d: %s", id, i, e)
+				}
+				waited[id] = r
+			}
+		}()
+	}
+	wg.Wait()
+	for id, r := range waited {
+		assert.Equal(t, int64(2), r, "client %d: WAIT 2 after its pipeline", id)
+	}
+	assert.Equal(t, int64(clients*rounds), cm.int("INCR", "shared:counter")-1)
+	waitSynced(t, cm, ckr)
+	waitSynced(t, cm, crr)
+	if n := compareDatasets(t, cm, ckr); n < clients*rounds {
+		t.Errorf("only %d keys compared", n)
+	}
+	compareDatasets(t, cm, crr)
 }

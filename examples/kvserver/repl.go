@@ -18,19 +18,16 @@ import (
 // the REPLICAOF transitions.
 
 // propagate is the store's propagate hook: it runs under the store lock, in
-// commit order, for every write. It feeds the command to the Master,
-// preceded by SELECT when the database differs from the last one fed. A
-// command the store passes with its client's bytes (raw) is fed as they
-// are: they are exactly the encoding of argv.
+// commit order, for every write. It appends the command to the pending
+// stream bytes, preceded by SELECT when the database differs from the last
+// one fed; feedPending hands them to the Master before the lock is
+// released. A command the store passes with its client's bytes (raw) is
+// appended as they are: they are exactly the encoding of argv.
 func (s *server) propagate(db int, argv [][]byte, raw []byte) {
 	if !s.feeding {
 		return
 	}
-	if raw != nil && db == s.streamDB {
-		s.m.Feed(raw)
-		return
-	}
-	b := s.feedBuf[:0]
+	b := s.pending
 	if db != s.streamDB {
 		var num [20]byte
 		b = psync.AppendArray(b, 2)
@@ -43,11 +40,22 @@ func (s *server) propagate(db int, argv [][]byte, raw []byte) {
 	} else {
 		b = psync.AppendCommand(b, argv...)
 	}
-	s.m.Feed(b)
-	if cap(b) <= 64<<10 {
-		s.feedBuf = b
+	s.pending = b
+}
+
+// feedPending is the store's propagate flush hook: at the end of every hold
+// of the store lock that propagated writes (a client's pipeline, an expire
+// cycle) it feeds them to the Master in one piece. So whenever the store
+// lock is free, the Master's stream holds every committed write.
+func (s *server) feedPending() {
+	if len(s.pending) == 0 {
+		return
+	}
+	s.m.Feed(s.pending)
+	if cap(s.pending) <= 256<<10 {
+		s.pending = s.pending[:0]
 	} else {
-		s.feedBuf = nil
+		s.pending = nil
 	}
 }
 

@@ -39,7 +39,7 @@ type server struct {
 	// and kv.Store.Locked are the only places that touch them.
 	feeding  bool   // master role: client writes are fed to m
 	streamDB int    // db of the last SELECT fed; -1 forces one
-	feedBuf  []byte // reused encoding buffer
+	pending  []byte // stream bytes of this hold's writes, fed at its end
 
 	roleMu    sync.Mutex   // serializes role changes and snapshot captures
 	replica   *replicaLink // non-nil in the replica role
@@ -98,6 +98,7 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	}
 	s.m = m
 	s.store.SetPropagate(s.propagate)
+	s.store.SetPropagateFlush(s.feedPending)
 	if cfg.ReplicaOfHost != "" {
 		if err := s.becomeReplica(cfg.ReplicaOfHost, cfg.ReplicaOfPort); err != nil {
 			m.Close()

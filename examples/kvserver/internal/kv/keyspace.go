@@ -135,7 +135,7 @@ func (s *Store) expireKey(dbIndex int, key string) {
 func (s *Store) ExpireCycle() int {
 	const perDB = 20
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if s.readOnly {
 		return 0
 	}

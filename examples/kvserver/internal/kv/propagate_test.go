@@ -231,3 +231,74 @@ func TestIsEncoding(t *testing.T) {
 		assert.Equal(t, want, isEncoding(cmd.Raw, cmd.Args), "%q", in)
 	}
 }
+
+// TestBatchPropagateFlush: a Batch runs several commands under one hold of
+// the store lock, each propagated as it runs, and the flush hook runs once
+// when the batch ends; holds that propagated nothing do not call it.
+func TestBatchPropagateFlush(t *testing.T) {
+	s, clock, rec := newMaster()
+	var flushed [][]string
+	s.SetPropagateFlush(func() { flushed = append(flushed, rec.take()) })
+	var c Client
+	cmd := func(line string) psync.Command {
+		argv := args(line)
+		return psync.Command{Args: argv, Raw: psync.AppendCommand(nil, argv...)}
+	}
+
+	b := s.Batch()
+	assert.False(t, b.Held())
+	out := b.Exec(&c, cmd("SET a 1"), nil)
+	assert.True(t, b.Held())
+	out = b.Exec(&c, cmd("GET a"), out)
+	out = b.Exec(&c, cmd("SET b 2 PX 100"), out)
+	out = b.Exec(&c, cmd("SELECT 2"), out)
+	out = b.Exec(&c, cmd("INCR n"), out)
+	assert.Equal(t, "+OK\r\n$1\r\n1\r\n+OK\r\n+OK\r\n:1\r\n", string(out))
+	assert.Empty(t, flushed, "nothing flushed while the batch runs")
+	assert.Equal(t, []string{"0 SET a 1", "0 SET b 2 PXAT 1700000000100", "2 INCR n"}, rec.lines)
+	b.End()
+	assert.False(t, b.Held())
+	assert.Equal(t, [][]string{{"0 SET a 1", "0 SET b 2 PXAT 1700000000100", "2 INCR n"}}, flushed)
+	b.End() // a second End is harmless
+
+	// Reads only: no flush.
+	b.Exec(&c, cmd("GET n"), nil)
+	b.End()
+	assert.Len(t, flushed, 1)
+
+	// The lock is free between batches: a plain Exec runs, and flushes.
+	run(s, &c, "DEL n")
+	assert.Equal(t, [][]string{{"2 DEL n"}}, flushed[1:])
+
+	// The active expire cycle flushes its DELs too.
+	clock.Advance(time.Second)
+	s.ExpireCycle()
+	assert.Equal(t, [][]string{{"0 DEL b"}}, flushed[2:])
+	s.ExpireCycle()
+	assert.Len(t, flushed, 3)
+}
+
+// TestBatchHoldsTheLock: another client's command waits for the batch's
+// End, so no command runs between a batch's commands and its flush.
+func TestBatchHoldsTheLock(t *testing.T) {
+	s, _, _ := newMaster()
+	var c1, c2 Client
+	b := s.Batch()
+	argv := args("SET k first")
+	b.Exec(&c1, psync.Command{Args: argv, Raw: psync.AppendCommand(nil, argv...)}, nil)
+	done := make(chan string)
+	go func() { done <- run(s, &c2, "SET k second") }()
+	select {
+	case r := <-done:
+		t.Fatalf("a command ran during the batch: %q", r)
+	case <-time.After(50 * time.Millisecond):
+	}
+	b.End()
+	select {
+	case r := <-done:
+		assert.Equal(t, "+OK\r\n", r)
+		assert.Equal(t, "$6\r\nsecond\r\n", run(s, &c1, "GET k"))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the command did not run after End")
+	}
+}

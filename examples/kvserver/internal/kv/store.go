@@ -24,7 +24,11 @@ type Store struct {
 	now       func() time.Time
 	dbs       []*db
 	propagate func(db int, argv [][]byte, raw []byte)
+	flushHook func()
 	readOnly  bool
+	// propagated: the propagate hook ran in this hold of the lock, so the
+	// flush hook runs before it is released (see unlock).
+	propagated bool
 
 	// Copy-on-write state. Every object records the epoch it was created
 	// or cloned in. Snapshot bumps epoch; while any snapshot is live,
@@ -116,6 +120,31 @@ func (s *Store) SetPropagate(fn func(db int, argv [][]byte, raw []byte)) {
 	s.mu.Unlock()
 }
 
+// SetPropagateFlush sets a hook called under the store lock just before a
+// hold of it in which the propagate hook ran ends: at the end of Exec,
+// ExecCommand and ExpireCycle, and at a Batch's End. A host that collects
+// the propagated commands hands them to its stream there, once per batch
+// rather than once per command, and no command runs in between: whenever
+// the lock is free, every write committed so far has been flushed. The
+// hook must not call back into the Store. nil disables it.
+func (s *Store) SetPropagateFlush(fn func()) {
+	s.mu.Lock()
+	s.flushHook = fn
+	s.mu.Unlock()
+}
+
+// unlock releases the store lock after a hold that may have propagated
+// writes, calling the flush hook first when it did.
+func (s *Store) unlock() {
+	if s.propagated {
+		s.propagated = false
+		if s.flushHook != nil {
+			s.flushHook()
+		}
+	}
+	s.mu.Unlock()
+}
+
 // SetReadOnly switches replica mode. In it, Exec refuses writes with
 // READONLY, reads treat logically expired keys as missing without deleting
 // them, and ExpireCycle does nothing: the master's DELs remove them.
@@ -191,10 +220,61 @@ func (s *Store) exec(c *Client, argv [][]byte, raw, out []byte) []byte {
 		return out
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
+	return s.execLocked(c, argv, raw, out)
+}
+
+func (s *Store) execLocked(c *Client, argv [][]byte, raw, out []byte) []byte {
 	out = s.dispatch(c, argv, raw, out, false)
 	s.flush()
 	return out
+}
+
+// Batch runs a run of one client's commands, such as a pipeline, under one
+// hold of the store lock instead of one per command: the first Exec takes
+// the lock and End releases it. Each command is still atomic and its writes
+// still reach the propagate hook before the next one runs. While a Batch
+// holds the lock every other Store call waits, so the host must End it
+// before anything that may block (reading from or writing to its client)
+// and before calling any other Store method. The zero Batch is unusable;
+// use Store.Batch. A Batch must not be used by two goroutines at once.
+type Batch struct {
+	s    *Store
+	held bool
+}
+
+// Batch returns a Batch of the store, not holding the lock yet.
+func (s *Store) Batch() Batch { return Batch{s: s} }
+
+// Exec is Store.ExecCommand inside the batch, taking the store lock if the
+// batch does not hold it yet.
+func (b *Batch) Exec(c *Client, cmd psync.Command, out []byte) []byte {
+	if len(cmd.Args) == 0 {
+		return out
+	}
+	if !b.held {
+		b.s.mu.Lock()
+		b.held = true
+	}
+	raw := cmd.Raw
+	if !isEncoding(raw, cmd.Args) {
+		raw = nil
+	}
+	return b.s.execLocked(c, cmd.Args, raw, out)
+}
+
+// Held reports whether the batch holds the store lock: whether a command
+// ran since the last End.
+func (b *Batch) Held() bool { return b.held }
+
+// End releases the store lock if the batch holds it, after the propagate
+// flush hook if the batch's commands propagated writes. The next Exec takes
+// it again.
+func (b *Batch) End() {
+	if b.held {
+		b.held = false
+		b.s.unlock()
+	}
 }
 
 // isEncoding reports whether raw, a command as psync.CommandReader read it,
@@ -327,6 +407,7 @@ func (s *Store) flush() {
 		return
 	}
 	if fn := s.propagate; fn != nil {
+		s.propagated = true
 		if len(ops) > 1 {
 			fn(ops[0].db, argvMULTI, rawMULTI)
 		}
@@ -345,6 +426,7 @@ func (s *Store) flush() {
 // unit: Redis propagates the DEL of a lazily expired key this way.
 func (s *Store) propagateNow(db int, argv ...[]byte) {
 	if s.propagate != nil {
+		s.propagated = true
 		s.propagate(db, argv, nil)
 	}
 }
