@@ -204,7 +204,10 @@ func (r *Replica) isRunning() bool {
 	return r.running
 }
 
-// Offset returns the replica's processed offset.
+// Offset returns the replica's processed offset. It advances once per
+// batch of commands that arrived together, at the latest before the replica
+// waits for more input; the Offset of each Command handed to the Applier is
+// exact.
 func (r *Replica) Offset() int64 { return r.offset.Load() }
 
 // WaitOffset blocks until the replica processed at least offset off, or ctx
@@ -591,70 +594,198 @@ func (r *Replica) continued(reply psyncReply) {
 
 var discardArgs = [][]byte{[]byte("DISCARD")}
 
+// streamBatchSize bounds the processed bytes the stream loop holds before
+// it writes them to the backlog and publishes the offset.
+const streamBatchSize = 64 << 10
+
+// streamBatch is what the stream loop processed but has not yet made
+// visible: the raw bytes of whole commands (transactions once whole) not yet
+// in the backlog, and offsets not yet published. Making them visible once per
+// batch instead of once per command saves a backlog lock, atomic stores and a
+// wake-up per command. The loop flushes before every read of the link (so
+// never while it may wait for input), before an ACK, when the batch reaches
+// streamBatchSize, and when it ends.
+type streamBatch struct {
+	r       *Replica
+	backlog *Backlog // nil without a Master
+	pending []byte   // processed bytes not yet in the backlog
+	read    int64    // offset after the last command read
+	done    int64    // offset after the last command processed
+	pubRead int64    // read and done as last published
+	pubDone int64
+}
+
+// commit counts p, the raw bytes of a processed command or of a whole
+// transaction, ending at offset end.
+func (b *streamBatch) commit(p []byte, end int64) {
+	b.done = end
+	if b.backlog == nil {
+		return
+	}
+	if len(p) >= streamBatchSize {
+		// Too big to be worth a copy.
+		if len(b.pending) > 0 {
+			b.backlog.Write(b.pending)
+			b.pending = b.pending[:0]
+		}
+		b.backlog.Write(p)
+		return
+	}
+	b.pending = append(b.pending, p...)
+	if len(b.pending) >= streamBatchSize {
+		b.flush()
+	}
+}
+
+// flush writes the pending bytes to the backlog, then publishes the offsets:
+// whoever sees an offset finds its bytes in the backlog.
+func (b *streamBatch) flush() {
+	if len(b.pending) > 0 {
+		b.backlog.Write(b.pending)
+		b.pending = b.pending[:0]
+	}
+	if b.read != b.pubRead {
+		b.r.readOffset.Store(b.read)
+		b.pubRead = b.read
+	}
+	if b.done != b.pubDone {
+		b.r.offset.Store(b.done)
+		b.pubDone = b.done
+		b.r.offsetWake.wake()
+	}
+}
+
+// flushingReader flushes the batch before every read of the link: what was
+// processed never waits for input still to come.
+type flushingReader struct {
+	rd io.Reader
+	b  *streamBatch
+}
+
+func (f flushingReader) Read(p []byte) (int, error) {
+	f.b.flush()
+	return f.rd.Read(p)
+}
+
+// streamKind is what the stream loop does with a command.
+type streamKind uint8
+
+const (
+	kindData     streamKind = iota // applied
+	kindMulti                      // applied; opens a transaction
+	kindEndMulti                   // EXEC or DISCARD: applied; closes one
+	kindPing                       // PING or an empty command: counted only
+	kindReplconf                   // counted only
+	kindGetack                     // REPLCONF GETACK: counted, then ACKed
+)
+
+// applied reports whether the Applier gets commands of kind k.
+func (k streamKind) applied() bool { return k <= kindEndMulti }
+
+// classify runs for every command of the stream: the length and first
+// letter of the name rule out data commands before any case-folding compare.
+func classify(args [][]byte) streamKind {
+	if len(args) == 0 {
+		return kindPing
+	}
+	name := args[0]
+	switch len(name) {
+	case 4:
+		switch name[0] | 0x20 {
+		case 'p':
+			if equalFold(name, "ping") {
+				return kindPing
+			}
+		case 'e':
+			if equalFold(name, "exec") {
+				return kindEndMulti
+			}
+		}
+	case 5:
+		if name[0]|0x20 == 'm' && equalFold(name, "multi") {
+			return kindMulti
+		}
+	case 7:
+		if name[0]|0x20 == 'd' && equalFold(name, "discard") {
+			return kindEndMulti
+		}
+	case 8:
+		if name[0]|0x20 == 'r' && equalFold(name, "replconf") {
+			if len(args) >= 2 && equalFold(args[1], "getack") {
+				return kindGetack
+			}
+			return kindReplconf
+		}
+	}
+	return kindData
+}
+
 func (r *Replica) stream(l *replLink, cr *CommandReader) (err error) {
 	app := r.cfg.Applier
-	var backlog *Backlog
+	b := &streamBatch{r: r}
 	if m := r.cfg.Master; m != nil {
-		backlog = m.backlog
+		b.backlog = m.backlog
 	}
-	off := r.offset.Load()
+	b.read = r.offset.Load()
+	b.done, b.pubDone = b.read, b.read
+	b.pubRead = r.readOffset.Load() // a cut block was read, not processed
+	rd := cr.rd
+	cr.rd = flushingReader{rd: rd, b: b}
 	// A MULTI ... EXEC block counts as processed, and reaches sub-replicas,
 	// only once whole, as in Redis: a link cut inside it resumes from MULTI.
 	var block []byte
 	inMulti := false
 	defer func() {
+		cr.rd = rd
+		b.flush()
 		if inMulti && err != nil && !errors.Is(err, ErrApply) {
 			if derr := app.Apply(Command{Args: discardArgs, Offset: r.offset.Load()}); derr != nil {
 				err = fmt.Errorf("%w: DISCARD of a cut transaction: %w", ErrApply, derr)
 			}
 		}
 	}()
+	// ack answers a GETACK with everything processed before it, once that
+	// is in the backlog, so a failed ACK cannot leave the two apart.
+	ack := func() error {
+		b.flush()
+		return l.sendAckAt(b.done)
+	}
 	for {
 		cmd, err := cr.ReadCommand()
 		if err != nil {
 			return err
 		}
-		r.readOffset.Store(off + int64(len(cmd.Raw)))
-		cmd.Offset = off + int64(len(cmd.Raw))
-		getack := false
-		switch {
-		case len(cmd.Args) == 0, cmd.Is("ping"):
-		case cmd.Is("replconf"):
-			getack = len(cmd.Args) >= 2 && equalFold(cmd.Args[1], "getack")
-		default:
+		start := b.read
+		b.read += int64(len(cmd.Raw))
+		cmd.Offset = b.read
+		kind := classify(cmd.Args)
+		if kind.applied() {
 			if err := app.Apply(cmd); err != nil {
-				return fmt.Errorf("%w: %s at offset %d: %w", ErrApply, cmd.Name(), off, err)
+				return fmt.Errorf("%w: %s at offset %d: %w", ErrApply, cmd.Name(), start, err)
 			}
 		}
-		off = cmd.Offset
 		switch {
-		case !inMulti && cmd.Is("multi"):
+		case !inMulti && kind == kindMulti:
 			inMulti = true
 			block = append(block[:0], cmd.Raw...)
 			continue
-		case inMulti && (cmd.Is("exec") || cmd.Is("discard")):
+		case inMulti && kind == kindEndMulti:
 			inMulti = false
 			block = append(block, cmd.Raw...)
-			if backlog != nil {
-				backlog.Write(block)
-			}
+			b.commit(block, b.read)
 		case inMulti:
 			block = append(block, cmd.Raw...)
-			if getack {
-				if err := l.sendAck(); err != nil {
+			if kind == kindGetack {
+				if err := ack(); err != nil {
 					return err
 				}
 			}
 			continue
-		case backlog != nil:
-			backlog.Write(cmd.Raw)
+		default:
+			b.commit(cmd.Raw, b.read)
 		}
-		r.offset.Store(off)
-		r.offsetWake.wake()
-		// The ACK goes out once the GETACK is processed and in the backlog,
-		// so a failed ACK cannot leave the two apart.
-		if getack {
-			if err := l.sendAck(); err != nil {
+		if kind == kindGetack {
+			if err := ack(); err != nil {
 				return err
 			}
 		}

@@ -383,3 +383,191 @@ func redisOffset(t *testing.T, port int) int64 {
 	require.FailNow(t, fmt.Sprintf("no master_repl_offset in %q", body))
 	return 0
 }
+
+// The stream loop makes processed commands visible (offsets, backlog) once
+// per batch of commands read together; the tests below pin what must not
+// change: visibility before the replica waits for input, GETACK answers,
+// and sub-replicas' bytes.
+
+// upstream is the master end of a link whose handshake a fake master
+// answered with +CONTINUE: the test writes the stream and reads ACKs.
+type upstream struct {
+	c  net.Conn
+	cr *psync.CommandReader
+}
+
+// fakeUpstream returns a Dial whose links are answered by a fake master
+// that continues partially, and a channel of their master ends.
+func fakeUpstream() (func(context.Context) (io.ReadWriteCloser, error), <-chan upstream) {
+	ch := make(chan upstream, 4)
+	dial := func(ctx context.Context) (io.ReadWriteCloser, error) {
+		a, b := net.Pipe()
+		go func() {
+			cr := psync.NewCommandReader(b, psync.Limits{}, false)
+			for {
+				cmd, err := cr.ReadCommand()
+				if err != nil {
+					b.Close()
+					return
+				}
+				reply := "+OK\r\n"
+				switch {
+				case cmd.Is("ping"):
+					reply = "+PONG\r\n"
+				case cmd.Is("psync"):
+					reply = "+CONTINUE\r\n"
+				}
+				if _, err := io.WriteString(b, reply); err != nil {
+					b.Close()
+					return
+				}
+				if cmd.Is("psync") {
+					ch <- upstream{c: b, cr: cr}
+					return
+				}
+			}
+		}()
+		return a, nil
+	}
+	return dial, ch
+}
+
+func startFakeFollower(t *testing.T, dial func(context.Context) (io.ReadWriteCloser, error), at int64) (*psync.Replica, *psynctest.Store) {
+	t.Helper()
+	s := psynctest.NewStore()
+	r, err := psync.NewReplica(psync.ReplicaConfig{Dial: dial, Loader: s, Applier: s, Logger: quiet,
+		Position: psync.Position{ID: fakeID, Offset: at}, AckPeriod: time.Hour, MinBackoff: time.Hour})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		assert.NoError(t, s.Err(), "stream invariants")
+	})
+	return r, s
+}
+
+func TestStreamOffsetVisibleBeforeWaitingForInput(t *testing.T) {
+	dial, ups := fakeUpstream()
+	r, s := startFakeFollower(t, dial, 0)
+	up := <-ups
+	defer up.c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// 1000 SETs and half of the next one in one write: the replica must
+	// publish the 1000 while it waits for the rest.
+	var stream []byte
+	for i := 0; i < 1001; i++ {
+		stream = psync.AppendCommandString(stream, "SET", fmt.Sprintf("k%d", i), "v")
+	}
+	last := len(psync.AppendCommandString(nil, "SET", "k1000", "v"))
+	whole := int64(len(stream) - last)
+	_, err := up.c.Write(stream[:len(stream)-last/2])
+	require.NoError(t, err)
+	require.NoError(t, r.WaitOffset(ctx, whole))
+	assert.Equal(t, whole, r.Offset())
+	assert.Equal(t, whole, r.Stats().ReadOffset, "half a command is not read yet")
+	assert.Equal(t, 1000, s.Len())
+
+	_, err = up.c.Write(stream[len(stream)-last/2:])
+	require.NoError(t, err)
+	require.NoError(t, r.WaitOffset(ctx, int64(len(stream))))
+	assert.Equal(t, 1001, s.Len())
+}
+
+func TestStreamGetackAnswersWithEverythingBefore(t *testing.T) {
+	dial, ups := fakeUpstream()
+	r, _ := startFakeFollower(t, dial, 500)
+	up := <-ups
+	defer up.c.Close()
+
+	getack := psync.AppendCommandString(nil, "REPLCONF", "GETACK", "*")
+	var stream []byte
+	for i := 0; i < 300; i++ {
+		stream = psync.AppendCommandString(stream, "SET", fmt.Sprintf("k%d", i), "v")
+	}
+	stream = append(stream, getack...)
+	first := 500 + int64(len(stream))
+	stream = psync.AppendCommandString(stream, "MULTI")
+	stream = psync.AppendCommandString(stream, "SET", "a", "1")
+	stream = append(stream, getack...) // inside a block: the offset before MULTI
+	stream = psync.AppendCommandString(stream, "EXEC")
+	stream = psync.AppendCommandString(stream, "PING")
+	stream = append(stream, getack...)
+	_, err := up.c.Write(stream)
+	require.NoError(t, err)
+
+	require.NoError(t, up.c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	var acks []int64
+	for len(acks) < 3 {
+		cmd, err := up.cr.ReadCommand()
+		require.NoError(t, err)
+		require.Len(t, cmd.Args, 3)
+		require.Equal(t, "REPLCONF ACK", strings.ToUpper(string(cmd.Args[0])+" "+string(cmd.Args[1])))
+		off, err := strconv.ParseInt(string(cmd.Args[2]), 10, 64)
+		require.NoError(t, err)
+		acks = append(acks, off)
+	}
+	assert.Equal(t, []int64{first, first, 500 + int64(len(stream))}, acks)
+	assert.Equal(t, 500+int64(len(stream)), r.Offset())
+}
+
+// Sub-replicas get exactly the bytes the replica received, whatever the
+// batching: small and large commands, transactions small and large, PINGs,
+// GETACKs and empty commands.
+func TestStreamChainedBacklogIdentical(t *testing.T) {
+	top := newMaster(t, psync.MasterConfig{BacklogSize: 8 << 20})
+	d1 := dialerFor(t, top.m, "tcp")
+	ms := psynctest.NewStore()
+	mm, err := psync.NewMaster(psync.MasterConfig{Snapshotter: ms, Logger: quiet, BacklogSize: 8 << 20})
+	require.NoError(t, err)
+	t.Cleanup(func() { mm.Close() })
+	ms.SetMaster(mm)
+	mid := startReplica(t, d1.Dial, func(c *psync.ReplicaConfig) { c.Loader, c.Applier, c.Master = ms, ms, mm })
+	writeN(t, top, "a", 10, 10)
+	waitSynced(t, mid, top)
+	d2 := dialerFor(t, mm, "pipe")
+	leaf := startReplica(t, d2.Dial, nil)
+	require.Eventually(t, func() bool { return leaf.r.Stats().LinkUp }, 10*time.Second, time.Millisecond)
+
+	big := strings.Repeat("x", 200<<10)
+	for round := 0; round < 3; round++ {
+		writeN(t, top, fmt.Sprintf("s%d", round), 2000, 50)
+		var block []byte
+		block = psync.AppendCommandString(block, "MULTI")
+		block = psync.AppendCommandString(block, "SET", "t1", "1")
+		block = psync.AppendCommandString(block, "SET", "t2", big[:100<<10])
+		block = psync.AppendCommandString(block, "EXEC")
+		top.m.Feed(block)
+		top.m.Feed(psync.AppendCommandString(nil, "PING"))
+		top.m.RequestAck()
+		top.m.Feed([]byte("*0\r\n"))
+		top.m.Feed(psync.AppendCommandString(nil, "SET", "big", big))
+		block = psync.AppendCommandString(nil, "MULTI")
+		block = psync.AppendCommandString(block, "SET", "t3", "3")
+		block = psync.AppendCommandString(block, "DISCARD")
+		top.m.Feed(block)
+		writeN(t, top, fmt.Sprintf("e%d", round), 500, 10)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, leaf.r.WaitOffset(ctx, top.m.Offset()))
+	require.Equal(t, top.m.Offset(), mid.r.Offset())
+	require.Equal(t, top.m.Offset(), mm.Offset())
+	assert.Equal(t, ms.Digest(), leaf.store.Digest())
+	_, ok := leaf.store.Get("big")
+	assert.True(t, ok)
+
+	from := max(top.m.Backlog().First(), mm.Backlog().First())
+	n := top.m.Offset() - from + 1
+	require.Greater(t, n, int64(3*(200<<10)))
+	want, got := make([]byte, n), make([]byte, n)
+	_, err = top.m.Backlog().ReadAt(want, from)
+	require.NoError(t, err)
+	_, err = mm.Backlog().ReadAt(got, from)
+	require.NoError(t, err)
+	assert.True(t, string(want) == string(got), "the chained replica's backlog differs from its master's")
+}
