@@ -35,7 +35,7 @@ const DefaultBacklogSize = 1 << 20
 // copying into their own buffer), and it allocates only to retain bytes for a
 // lagging cursor, one fixed-size block at a time.
 type Backlog struct {
-	mu      sync.RWMutex
+	mu      sync.Mutex
 	buf     []byte
 	pos     int   // index in buf where the next byte goes
 	histlen int   // bytes held in buf, <= len(buf)
@@ -52,6 +52,9 @@ type Backlog struct {
 	pin       atomic.Int64 // <= every open cursor's next; MaxInt64 with none
 	sinceScan int64        // bytes retained since pin was last recomputed
 
+	// Read by waiting goroutines without the lock: kept off the cache line
+	// Write locks and updates.
+	_      [64]byte
 	last   atomic.Int64 // == end, readable without the lock
 	notify notifier
 }
@@ -97,8 +100,8 @@ func (b *Backlog) Offset() int64 { return b.last.Load() }
 // First returns the offset of the oldest byte held, or Offset()+1 when the
 // backlog is empty.
 func (b *Backlog) First() int64 {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.first()
 }
 
@@ -107,24 +110,24 @@ func (b *Backlog) first() int64 { return b.end - int64(b.histlen) - b.hlen + 1 }
 // Len returns the number of bytes held (Redis's repl_backlog_histlen),
 // retained bytes included.
 func (b *Backlog) Len() int {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.histlen + int(b.hlen)
 }
 
 // Retained returns the number of bytes held beyond the ring for lagging
 // cursors.
 func (b *Backlog) Retained() int64 {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.hlen
 }
 
 // Covers reports whether a replica asking for offset next (its processed
 // offset + 1) can be served from the backlog: First() <= next <= Offset()+1.
 func (b *Backlog) Covers(next int64) bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.covers(next)
 }
 
@@ -286,8 +289,8 @@ func (b *Backlog) Reset(offset int64) {
 // Offset()+1, nothing having been written yet. It fails with an error
 // wrapping ErrNotInBacklog when next is outside [First(), Offset()+1].
 func (b *Backlog) ReadAt(p []byte, next int64) (int, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.readAt(p, next)
 }
 
@@ -368,15 +371,15 @@ func (c *Cursor) Next() int64 { return c.next.Load() }
 func (c *Cursor) Read(p []byte) (int, error) {
 	b := c.b
 	next := c.next.Load()
-	b.mu.RLock()
+	b.mu.Lock()
 	if c.dead {
-		b.mu.RUnlock()
+		b.mu.Unlock()
 		return 0, fmt.Errorf("%w: offset %d belongs to a history the backlog was reset from", ErrNotInBacklog, next)
 	}
 	n, err := b.readAt(p, next)
 	ringFirst := b.end - int64(b.histlen) + 1
 	fromHeld := b.hlen > 0 && next < ringFirst
-	b.mu.RUnlock()
+	b.mu.Unlock()
 	to := next + int64(n)
 	c.next.Store(to)
 	if fromHeld && (to >= ringFirst || to/retainBlock != next/retainBlock) {

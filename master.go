@@ -270,11 +270,11 @@ func (m *Master) state() MasterState {
 
 func (m *Master) stateLocked() MasterState {
 	b := m.backlog
-	b.mu.RLock()
-	defer b.mu.RUnlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return MasterState{
 		ReplID: m.replid, ReplID2: m.replid2, SecondOffset: m.secondOffset,
-		Offset: b.end, BacklogFirst: b.end - int64(b.histlen) + 1, HasBacklog: true,
+		Offset: b.end, BacklogFirst: b.first(), HasBacklog: true,
 	}
 }
 
