@@ -16,6 +16,9 @@ type MasterStats struct {
 	BacklogSize  int
 	BacklogFirst int64
 	BacklogLen   int
+	// Retained is the part of BacklogLen kept beyond BacklogSize for
+	// replicas further behind than the backlog (bounded by MaxLag).
+	Retained int64
 	// FullSyncs, PartialOK and PartialErr are INFO's sync_full,
 	// sync_partial_ok and sync_partial_err.
 	FullSyncs  int64
@@ -70,8 +73,8 @@ func (m *Master) Stats() MasterStats {
 	s := MasterStats{
 		Role: "master", ReplID: st.ReplID, ReplID2: st.ReplID2, SecondOffset: st.SecondOffset,
 		Offset: st.Offset, BacklogSize: m.backlog.Size(), BacklogFirst: st.BacklogFirst,
-		BacklogLen: int(st.Offset - st.BacklogFirst + 1),
-		FullSyncs:  m.fullSyncs.Load(), PartialOK: m.partialOK.Load(), PartialErr: m.partialErr.Load(),
+		BacklogLen: int(st.Offset - st.BacklogFirst + 1), Retained: m.backlog.Retained(),
+		FullSyncs: m.fullSyncs.Load(), PartialOK: m.partialOK.Load(), PartialErr: m.partialErr.Load(),
 		BytesSent: m.bytesSent.Load(), BytesReceived: m.bytesRecv.Load(), LastFullSync: time.Duration(m.lastFull.Load()),
 		WriteRate: m.writeRate(), BacklogNeeded: m.needed.Load(),
 	}
