@@ -210,7 +210,7 @@ func cmdExpire(x *execCtx) {
 	seconds := name == "expire" || name == "expireat"
 	var base int64
 	if name == "expire" || name == "pexpire" {
-		base = x.now
+		base = x.nowMs()
 	}
 	invalid := "ERR invalid expire time in '" + name + "' command"
 	if seconds {
@@ -235,7 +235,7 @@ func cmdExpire(x *execCtx) {
 		x.int(0)
 		return
 	}
-	if when <= x.now && !x.master {
+	if when <= x.nowMs() && !x.master {
 		x.del(key)
 		x.propagate(wordDEL, key)
 		x.int(1)

@@ -77,7 +77,7 @@ func (x *execCtx) expireMillis(arg []byte, flags int) (int64, bool) {
 		ms *= 1000
 	}
 	if flags&(optEX|optPX) != 0 {
-		ms += x.now
+		ms += x.nowMs()
 	}
 	if ms <= 0 {
 		x.err("ERR invalid expire time in '" + x.cmd.name + "' command")
@@ -202,7 +202,7 @@ func cmdGetEx(x *execCtx) {
 	}
 	x.bulk(o.str)
 	switch {
-	case flags&(optEXAT|optPXAT) != 0 && when <= x.now && !x.master:
+	case flags&(optEXAT|optPXAT) != 0 && when <= x.nowMs() && !x.master:
 		x.del(key)
 		x.propagate(wordDEL, key)
 	case expireArg > 0:

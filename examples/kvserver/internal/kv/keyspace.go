@@ -9,7 +9,7 @@ import "strconv"
 // expires once the clock is past its time, as in Redis.
 func (x *execCtx) expired(key []byte) bool {
 	at, ok := x.db.expires[string(key)]
-	return ok && at < x.now
+	return ok && at < x.nowMs()
 }
 
 // lookup returns the value at key, or nil. A key whose time has passed is
@@ -178,7 +178,7 @@ func (x *execCtx) ttlMillis(key []byte) int64 {
 	if !ok {
 		return -1
 	}
-	return max(at-x.now, 0)
+	return max(at-x.nowMs(), 0)
 }
 
 func itob(n int64) []byte { return strconv.AppendInt(nil, n, 10) }

@@ -390,7 +390,7 @@ func (s *Store) run(c *Client, cmd *command, argv [][]byte, raw, out []byte, mas
 	}
 	*x = execCtx{
 		s: s, c: c, cmd: cmd, argv: argv, raw: raw, out: out, master: master,
-		dbIndex: c.DB, db: s.dbs[c.DB], now: s.now().UnixMilli(),
+		dbIndex: c.DB, db: s.dbs[c.DB],
 	}
 	cmd.fn(x)
 	out = x.out
@@ -441,8 +441,17 @@ type execCtx struct {
 	out     []byte
 	dbIndex int
 	db      *db
-	now     int64 // unix ms, fixed for the command
+	now     int64 // unix ms, fixed for the command once read (see nowMs); 0 until then
 	master  bool  // from the master's replication stream (Apply)
+}
+
+// nowMs returns the command's time in unix ms, reading the clock on first
+// use only: most writes (a SET of a key without expiry) never need it.
+func (x *execCtx) nowMs() int64 {
+	if x.now == 0 {
+		x.now = x.s.now().UnixMilli()
+	}
+	return x.now
 }
 
 // err appends an error reply; msg carries its code, as "ERR ...".
