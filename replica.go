@@ -31,10 +31,12 @@ type ReplicaConfig struct {
 	// serves sub-replicas' full resyncs: Snapshot.Offset must then be the
 	// larger of the Offset of the last Command applied to the captured
 	// dataset (or of the snapshot loaded) and Master.Offset(), both read
-	// under the host's lock (psync writes a command to the backlog just after
-	// Apply returns; bytes beyond the last command, PINGs, change no data). When Position is zero, the replica resumes from the
-	// Master's own position: a demoted master continues partially with its
-	// new master when its history allows.
+	// under the host's lock (psync writes applied commands to the backlog
+	// in batches, at the latest before it waits for more input, and the
+	// master's full resync waits for the backlog to catch up; bytes beyond
+	// the last command, PINGs, change no data). When Position is zero, the
+	// replica resumes from the Master's own position: a demoted master
+	// continues partially with its new master when its history allows.
 	Master *Master
 
 	// Position resumes a persisted history: the replica's dataset is at this
