@@ -86,14 +86,13 @@ func (s *server) Snapshot(ctx context.Context) (psync.Snapshot, error) {
 			s.streamDB = -1
 		})
 	} else {
-		s.applyMu.Lock()
-		snap = s.store.Snapshot(nil)
-		// psync's contract for a replica's Snapshotter: the larger of the
-		// last applied command's offset and the Master's (bytes past the
-		// last command, PINGs, change no data; psync waits for the backlog
-		// to catch up when Apply just returned).
-		pos.Offset, streamDB = max(s.applied, s.m.Offset()), s.stream.DB
-		s.applyMu.Unlock()
+		snap = s.store.Snapshot(func() {
+			// psync's contract for a replica's Snapshotter: the larger of
+			// the last applied command's offset and the Master's (bytes
+			// past the last command, PINGs, change no data; psync waits for
+			// the backlog to catch up when Apply just returned).
+			pos.Offset, streamDB = max(s.applied, s.m.Offset()), s.stream.DB
+		})
 		pos.ID = s.m.Position().ID
 	}
 	s.roleMu.Unlock()
@@ -204,12 +203,10 @@ func (s *server) becomeReplica(host string, port int) error {
 		s.isReplica.Store(false)
 		return err
 	}
-	s.applyMu.Lock()
 	if !keepStream {
-		s.applied = r.Offset()
-		s.stream = stream
+		off := r.Offset()
+		s.store.Locked(func() { s.applied, s.stream = off, stream })
 	}
-	s.applyMu.Unlock()
 	rl.r = r
 	ctx, cancel := context.WithCancel(s.ctx)
 	rl.cancel = cancel
@@ -244,9 +241,7 @@ func (s *server) becomeMaster() error {
 	// A transaction of the old master's stream left open by the cut was
 	// discarded by the Replica when its link ended (psync applies DISCARD),
 	// and never reached the backlog (blocks go there whole, at EXEC).
-	s.applyMu.Lock()
-	s.stream = kv.Client{}
-	s.applyMu.Unlock()
+	s.store.Locked(func() { s.stream = kv.Client{} })
 	// Feed first, then accept writes: no write may miss the stream. The
 	// stream restarts with SELECT, as Redis's does after promotion.
 	s.store.Locked(func() {
@@ -297,11 +292,7 @@ func (b *kvBuilder) Add(e *rdb.Entry) error {
 
 func (b *kvBuilder) Commit() {
 	s := b.s
-	s.applyMu.Lock()
-	s.store.Swap(b.ds)
-	s.stream = kv.Client{DB: b.db}
-	s.applied = b.off
-	s.applyMu.Unlock()
+	s.store.SwapAtomically(b.ds, func() { s.stream, s.applied = kv.Client{DB: b.db}, b.off })
 	s.log.Info("snapshot loaded", "keys", b.keys, "offset", b.off)
 }
 
@@ -327,12 +318,11 @@ type applier struct{ s *server }
 // command it would run outside any transaction.
 func (a applier) Apply(cmd psync.Command) error {
 	s := a.s
-	s.applyMu.Lock()
-	err := s.store.Apply(&s.stream, cmd.Args)
-	if !s.stream.InMulti() {
-		s.applied = cmd.Offset
-	}
-	s.applyMu.Unlock()
+	err := s.store.ApplyAtomically(&s.stream, cmd.Args, func() {
+		if !s.stream.InMulti() {
+			s.applied = cmd.Offset
+		}
+	})
 	if err != nil {
 		s.log.Warn("replication stream: command skipped", "cmd", cmd.Name(), "offset", cmd.Offset, "err", err)
 	}

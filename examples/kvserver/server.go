@@ -45,9 +45,9 @@ type server struct {
 	replica   *replicaLink // non-nil in the replica role
 	isReplica atomic.Bool
 
-	// Replica role: applyMu makes each applied command and its offset one
-	// step, so a sub-replica's snapshot names the exact offset of its data.
-	applyMu sync.Mutex
+	// Replica role, guarded by the store lock: each applied command and its
+	// offset are one step (kv.Store.ApplyAtomically), so a sub-replica's
+	// snapshot names the exact offset of its data.
 	applied int64     // offset of the last command applied (or snapshot loaded)
 	stream  kv.Client // the master link's client; its DB follows SELECT
 

@@ -219,10 +219,19 @@ func objectFromEntry(e *rdb.Entry, a *loadArena) (*object, error) {
 // Live snapshots keep their own view of the old data. If d has fewer
 // databases than the store, the others become empty; databases beyond the
 // store's count must be empty.
-func (s *Store) Swap(d *Dataset) {
+func (s *Store) Swap(d *Dataset) { s.SwapAtomically(d, nil) }
+
+// SwapAtomically is Swap followed by atomically (when not nil) in the same
+// hold of the store lock: a replica records there the offset of the
+// snapshot it installs (see ApplyAtomically). atomically must not call
+// Store methods.
+func (s *Store) SwapAtomically(d *Dataset, atomically func()) {
 	d.sync()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if atomically != nil {
+		defer atomically()
+	}
 	for i := range s.dbs {
 		if i < len(d.dbs) {
 			s.dbs[i] = d.dbs[i]

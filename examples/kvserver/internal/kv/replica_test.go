@@ -260,3 +260,32 @@ func TestFullResyncMidStream(t *testing.T) {
 	}
 	assert.Equal(t, master.Digest(), replica.Digest())
 }
+
+// TestApplyAtomically: the function runs once per command, after it and
+// under the same hold of the store lock, whatever the command's outcome, so
+// a replica's recorded offset always matches its data.
+func TestApplyAtomically(t *testing.T) {
+	s := New(Options{})
+	s.SetReadOnly(true)
+	var link Client
+	calls := 0
+	check := func() {
+		calls++
+		assert.False(t, s.mu.TryLock(), "the store lock is held")
+	}
+	require.NoError(t, s.ApplyAtomically(&link, args("SET k v"), check))
+	assert.Equal(t, 1, calls)
+	require.Error(t, s.ApplyAtomically(&link, args("NOSUCH k"), check))
+	assert.Equal(t, 2, calls)
+	require.NoError(t, s.ApplyAtomically(&link, nil, check))
+	assert.Equal(t, 3, calls)
+	require.NoError(t, s.ApplyAtomically(&link, args("SET k2 v"), nil))
+	assert.Equal(t, 2, s.DBSize(0))
+
+	d := NewDataset(16)
+	s.SwapAtomically(d, func() {
+		check()
+		assert.Equal(t, 0, len(s.dbs[0].keys), "the new dataset is in place")
+	})
+	assert.Equal(t, 4, calls)
+}

@@ -312,11 +312,24 @@ func digits(n int) int {
 // replied with an error (then nothing was changed by that command); the
 // caller logs it and goes on with the stream.
 func (s *Store) Apply(c *Client, argv [][]byte) error {
+	return s.ApplyAtomically(c, argv, nil)
+}
+
+// ApplyAtomically is Apply followed by atomically (when not nil) in the same
+// hold of the store lock, whatever the command's outcome: a replica records
+// there the replication offset its data now reflect, so that the
+// atomically function of a Snapshot, run under the same lock, reads an
+// offset matching the captured data exactly. atomically must not call
+// Store methods.
+func (s *Store) ApplyAtomically(c *Client, argv [][]byte, atomically func()) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if atomically != nil {
+		defer atomically()
+	}
 	if len(argv) == 0 {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.applying, s.applyErr = true, nil
 	s.scratch = s.dispatch(c, argv, nil, s.scratch[:0], true)
 	err := s.applyErr
