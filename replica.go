@@ -517,13 +517,26 @@ func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psy
 	}
 	out = AppendCommandString(out, "REPLCONF", "capa", "eof", "capa", "psync2")
 	replconfs++
-	if err := l.send(out); err != nil {
+	// The write runs beside the reads: a master reads in chunks and may
+	// answer PING before it has read the rest (long credentials), which on
+	// a transport without buffering (net.Pipe) blocks until the replica
+	// reads.
+	sent := make(chan error, 1)
+	go func() { sent <- l.send(out) }()
+	readFailed := func(err error) (psyncReply, error) {
+		select {
+		case werr := <-sent:
+			if werr != nil {
+				return psyncReply{}, werr
+			}
+		default:
+		}
 		return psyncReply{}, err
 	}
 
 	line, err := readReply(cr)
 	if err != nil {
-		return psyncReply{}, err
+		return readFailed(err)
 	}
 	if line[0] == '-' && !hasPrefixAny(line, "-NOAUTH", "-NOPERM") {
 		return psyncReply{}, fmt.Errorf("%w: to PING: %q", ErrUnexpectedReply, truncate(line, 200))
@@ -531,7 +544,7 @@ func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psy
 	if auth {
 		line, err := readReply(cr)
 		if err != nil {
-			return psyncReply{}, err
+			return readFailed(err)
 		}
 		if line != "+OK" {
 			return psyncReply{}, fmt.Errorf("%w: %s", ErrAuth, truncate(line, 200))
@@ -540,7 +553,7 @@ func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psy
 	for ; replconfs > 0; replconfs-- {
 		line, err := readReply(cr)
 		if err != nil {
-			return psyncReply{}, err
+			return readFailed(err)
 		}
 		if hasPrefixAny(line, "-NOAUTH", "-NOPERM", "-WRONGPASS") {
 			return psyncReply{}, fmt.Errorf("%w: %s", ErrAuth, truncate(line, 200))
@@ -548,6 +561,10 @@ func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psy
 		if line[0] == '-' {
 			r.log.Warn("master refused REPLCONF", "reply", truncate(line, 200))
 		}
+	}
+	// Every command was answered, so every byte was read: the write is done.
+	if err := <-sent; err != nil {
+		return psyncReply{}, err
 	}
 
 	pos := r.Position()

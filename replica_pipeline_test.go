@@ -571,3 +571,18 @@ func TestStreamChainedBacklogIdentical(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, string(want) == string(got), "the chained replica's backlog differs from its master's")
 }
+
+// A master reads the pipelined handshake in chunks and answers PING before
+// it has read a long AUTH: over net.Pipe, which holds nothing, the replica
+// must read that reply while it is still writing.
+func TestHandshakePipelinedLongPasswordOverPipe(t *testing.T) {
+	pw := strings.Repeat("p", 20<<10)
+	m := newMaster(t, psync.MasterConfig{Password: pw})
+	writeN(t, m, "k", 10, 10)
+	d := psynctest.NewDialer(m.m)
+	t.Cleanup(d.Close)
+	f := startReplica(t, d.Dial, func(c *psync.ReplicaConfig) { c.Password, c.Timeout = pw, 5*time.Second })
+	waitSynced(t, f, m)
+	assert.Nil(t, f.r.Stats().LastError)
+	assert.EqualValues(t, 1, f.r.Stats().Connects)
+}
