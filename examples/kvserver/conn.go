@@ -169,7 +169,8 @@ func (c *conn) dispatch(cmd psync.Command) action {
 	args := cmd.Args
 	var nb [24]byte
 	name := lowerName(nb[:0], args[0])
-	if !s.store.Known(args[0]) {
+	known, write := s.store.Classify(args[0])
+	if !known {
 		// A server command (or an unknown one): never under the store
 		// lock, as some block or call into the store.
 		c.endBatch()
@@ -219,17 +220,17 @@ func (c *conn) dispatch(cmd psync.Command) action {
 		go s.Close()
 		return actClose
 	default:
-		c.exec(cmd, name)
+		c.exec(cmd, name, write)
 	}
 	return actContinue
 }
 
-// exec runs a data command in the kv engine; name is argv[0] in lower case.
-// The command's wire bytes go along: a write propagated unchanged is fed to
-// the stream as the client sent it.
-func (c *conn) exec(cmd psync.Command, name []byte) {
+// exec runs a data command in the kv engine; name is argv[0] in lower case
+// and write tells whether the engine counts it as a write. The command's
+// wire bytes go along: a write propagated unchanged is fed to the stream as
+// the client sent it.
+func (c *conn) exec(cmd psync.Command, name []byte, write bool) {
 	s := c.s
-	write := s.store.IsWrite(cmd.Args[0])
 	if write && s.minReplicas.Load() > 0 {
 		c.endBatch() // the check asks the Master, never under the store lock
 		if !s.checkMinReplicas() {

@@ -202,3 +202,16 @@ func BenchmarkRPush(b *testing.B) {
 		out = s.Exec(&c, argv, out[:0])
 	}
 }
+
+func TestClassify(t *testing.T) {
+	s := New(Options{})
+	for name, want := range map[string][2]bool{
+		"set": {true, true}, "GET": {true, false}, "Exec": {true, false}, "del": {true, true},
+		"info": {false, false}, "nosuchcommandatall": {false, false},
+	} {
+		known, write := s.Classify([]byte(name))
+		assert.Equal(t, want, [2]bool{known, write}, name)
+		assert.Equal(t, known, s.Known([]byte(name)), name)
+		assert.Equal(t, write, s.IsWrite([]byte(name)), name)
+	}
+}

@@ -354,6 +354,12 @@ func (s *Store) IsWrite(name []byte) bool {
 // Exec.
 func (s *Store) Known(name []byte) bool { return lookupCommand(name) != nil }
 
+// Classify is Known and IsWrite in one look-up of the command table.
+func (s *Store) Classify(name []byte) (known, write bool) {
+	cmd := lookupCommand(name)
+	return cmd != nil, cmd != nil && cmd.write
+}
+
 // dispatch checks and runs (or queues) one command; raw is nil or argv's
 // RESP encoding.
 func (s *Store) dispatch(c *Client, argv [][]byte, raw, out []byte, master bool) []byte {
