@@ -153,6 +153,8 @@ type Replica struct {
 	bytesRecv    atomic.Int64
 	bytesSent    atomic.Int64
 	connects     atomic.Int64
+
+	linkBuf []byte // the main link's read buffer, owned by Run
 }
 
 // NewReplica returns a Replica; Run starts it.
@@ -319,6 +321,9 @@ func (r *Replica) Disconnect() int {
 	defer r.mu.Unlock()
 	for l := range r.links {
 		l.cancel(ErrDisconnected)
+		// Closing here rather than in the link's watchdog spares a
+		// goroutine hand-off before Run can reconnect.
+		l.conn.Close()
 	}
 	return len(r.links)
 }
@@ -445,7 +450,12 @@ func (r *Replica) runLink(ctx context.Context) (streamed bool, err error) {
 		l.close()
 	}()
 
-	cr := newCommandReader(l.reader(), r.cfg.Limits, false, 256<<10)
+	// One link at a time: its reader's buffer is reused from link to link,
+	// so a reconnection does not allocate and clear it again.
+	if r.linkBuf == nil {
+		r.linkBuf = make([]byte, 256<<10)
+	}
+	cr := &CommandReader{rd: l.reader(), lim: r.cfg.Limits.withDefaults(), buf: r.linkBuf, pn: -1}
 	r.state.Store(replStateHandshake)
 	reply, err := r.handshake(l, cr, nil)
 	if err != nil {
