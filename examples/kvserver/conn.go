@@ -39,6 +39,7 @@ type conn struct {
 	info    psync.ReplicaInfo // from REPLCONF, for a replica's PSYNC
 	woff    int64             // master offset after this client's last write, for WAIT
 	wrote   bool              // the batch ran a write: woff is set when it ends
+	ncmds   int64             // commands run since the last flush, not yet in s.totalCmds
 	created time.Time
 
 	kind    atomic.Int32
@@ -83,9 +84,20 @@ func (c *conn) endBatch() {
 	}
 }
 
-// flush ends the batch and writes the pending replies.
-func (c *conn) flush() error {
+// settle ends the batch and publishes the shared figures its commands
+// changed (the command count): once per batch, as an atomic operation per
+// command would stall on the memory writes of the command before it.
+func (c *conn) settle() {
 	c.endBatch()
+	if c.ncmds > 0 {
+		c.s.totalCmds.Add(c.ncmds)
+		c.ncmds = 0
+	}
+}
+
+// flush settles the batch and writes the pending replies.
+func (c *conn) flush() error {
+	c.settle()
 	if len(c.out) == 0 {
 		return nil
 	}
@@ -109,7 +121,7 @@ const (
 
 func (c *conn) serve() {
 	defer c.nc.Close()
-	defer c.endBatch()
+	defer c.settle()
 	for {
 		cmd, err := c.cr.ReadCommand()
 		if err != nil {
@@ -122,7 +134,7 @@ func (c *conn) serve() {
 		if len(cmd.Args) == 0 {
 			continue
 		}
-		c.s.totalCmds.Add(1)
+		c.ncmds++
 		switch c.dispatch(cmd) {
 		case actClose:
 			_ = c.flush()
@@ -172,8 +184,9 @@ func (c *conn) dispatch(cmd psync.Command) action {
 	known, write := s.store.Classify(args[0])
 	if !known {
 		// A server command (or an unknown one): never under the store
-		// lock, as some block or call into the store.
-		c.endBatch()
+		// lock, as some block or call into the store; INFO counts the
+		// commands before it.
+		c.settle()
 	}
 	if !c.authed {
 		switch string(name) {
@@ -242,7 +255,9 @@ func (c *conn) exec(cmd psync.Command, name []byte, write bool) {
 	if write || string(name) == "exec" {
 		c.wrote = true
 	}
-	c.db.Store(int32(c.kc.DB))
+	if db := int32(c.kc.DB); c.db.Load() != db {
+		c.db.Store(db)
+	}
 	c.setLastCmd(name)
 }
 
@@ -258,7 +273,9 @@ func (c *conn) setLastCmd(name []byte) {
 		p = &n
 		c.names[n] = p
 	}
-	c.lastCmd.Store(p)
+	if c.lastCmd.Load() != p {
+		c.lastCmd.Store(p)
+	}
 }
 
 func equalFold(b []byte, s string) bool { return strings.EqualFold(string(b), s) }

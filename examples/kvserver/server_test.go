@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/psyncio/psync"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // In-process tests: kvservers talking to each other over loopback TCP,
@@ -427,4 +429,34 @@ func TestPromotionInsideTransaction(t *testing.T) {
 	if got := c.str("GET", "queued"); got != "" {
 		t.Errorf("queued = %q", got)
 	}
+}
+
+// TestCommandCountInPipeline: commands of a pipeline are counted once the
+// batch ends, so INFO sees every command before it, itself included, and
+// CLIENT LIST the last command and database.
+func TestCommandCountInPipeline(t *testing.T) {
+	s := startServer(t)
+	c := s.client(t)
+	before := c.infoInt("stats", "total_commands_processed") // counts itself
+	var batch []byte
+	batch = psync.AppendCommandString(batch, "SET", "a", "1")
+	batch = psync.AppendCommandString(batch, "SELECT", "3")
+	batch = psync.AppendCommandString(batch, "GET", "a")
+	batch = psync.AppendCommandString(batch, "INFO", "stats")
+	batch = psync.AppendCommandString(batch, "CLIENT", "INFO")
+	_, err := c.nc.Write(batch)
+	require.NoError(t, err)
+	for _, want := range []any{"OK", "OK", nil} {
+		r, err := readReply(c.rd)
+		require.NoError(t, err)
+		assert.Equal(t, want, r)
+	}
+	r, err := readReply(c.rd)
+	require.NoError(t, err)
+	info := parseInfo(r.(string))
+	assert.Equal(t, strconv.FormatInt(before+4, 10), info["total_commands_processed"])
+	r, err = readReply(c.rd)
+	require.NoError(t, err)
+	assert.Contains(t, r, " db=3 ")
+	assert.Contains(t, r, " cmd=get ")
 }
