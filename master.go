@@ -153,7 +153,7 @@ type Master struct {
 	nextLinkID   int
 	session      *fullSync     // gathering replicas, nil if none
 	idle         chan struct{} // closed when the last link goes, stopping the link-time goroutines
-	streamWake   notifier      // wakes senders waiting for new stream bytes
+	senders      senderWake    // wakes senders waiting for new stream bytes
 	ackWake      notifier      // wakes WaitAcks callers when an ACK arrives
 
 	// follower is the Replica feeding this master's stream (chained
@@ -517,7 +517,8 @@ func (m *Master) pingLoop(stop chan struct{}) {
 }
 
 // flusher relays the backlog's "new bytes" signal to the senders, so that
-// Feed wakes at most this one goroutine, whatever the number of replicas.
+// Feed wakes at most this one goroutine, whatever the number of replicas,
+// and none while no sender waits (all busy writing, or stalled).
 func (m *Master) flusher(stop chan struct{}) {
 	defer m.wg.Done()
 	ctx, cancel := context.WithCancel(m.ctx)
@@ -529,12 +530,76 @@ func (m *Master) flusher(stop chan struct{}) {
 		case <-ctx.Done():
 		}
 	}()
+	w := &m.senders
 	for {
-		last := m.backlog.Offset()
-		m.streamWake.wake()
-		if m.backlog.Wait(ctx, last) != nil {
-			m.streamWake.wake()
-			return
+		if w.arrived.wait(ctx, w.waiting) != nil {
+			break
+		}
+		// Every waiter waits for the offset to pass its own after, all of
+		// them >= the lowest, so a wait past the lowest misses nobody; it
+		// returns at once when a write came in the meantime.
+		if m.backlog.Wait(ctx, w.lowest()) != nil {
+			break
+		}
+		w.wake()
+	}
+	w.wake()
+}
+
+// senderWake lets senders sleep until the stream passes their position.
+type senderWake struct {
+	mu      sync.Mutex
+	ch      chan struct{} // closed by wake; nil when nobody waits
+	after   int64         // the lowest offset a waiter waits to pass
+	arrived notifier      // wakes the flusher when a first waiter comes
+}
+
+func (w *senderWake) waiting() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch != nil
+}
+
+func (w *senderWake) lowest() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.after
+}
+
+func (w *senderWake) wake() {
+	w.mu.Lock()
+	ch := w.ch
+	w.ch = nil
+	w.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
+}
+
+// wait returns once b's offset is not after, or with ctx's error.
+func (w *senderWake) wait(ctx context.Context, b *Backlog, after int64) error {
+	for {
+		if b.Offset() != after {
+			return nil
+		}
+		w.mu.Lock()
+		if w.ch == nil {
+			w.ch, w.after = make(chan struct{}), after
+		} else {
+			w.after = min(w.after, after)
+		}
+		ch := w.ch
+		w.mu.Unlock()
+		w.arrived.wake()
+		// Re-check after publishing: a write that came before the flusher
+		// read w.after would not wake it.
+		if b.Offset() != after {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
@@ -764,7 +829,7 @@ func (m *Master) sendStream(l *link, next int64) error {
 	}
 	buf := make([]byte, 64<<10)
 	for {
-		if err := m.streamWake.wait(l.ctx, func() bool { return m.backlog.Offset() != c.Next()-1 }); err != nil {
+		if err := m.senders.wait(l.ctx, m.backlog, c.Next()-1); err != nil {
 			return context.Cause(l.ctx)
 		}
 		n, err := c.Read(buf)
