@@ -58,7 +58,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "markdown report to write (empty: none)")
 	flag.StringVar(&o.kvserver, "kvserver", "", "use this kvserver binary instead of building ./examples/kvserver")
 	flag.StringVar(&o.kvflags, "kvflags", "", "extra kvserver flags, space-separated")
-	flag.StringVar(&o.backlog, "stream-backlog", "256mb", "also run the streaming comparison with kvserver --repl-backlog-size this (Redis buffers up to 256mb for a replica besides its backlog); empty: skip")
+	flag.StringVar(&o.backlog, "stream-backlog", "", "also run the streaming comparison with kvserver --repl-backlog-size this (for example 256mb); empty: skip")
 	flag.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of this process (in-process comparisons: raw, rdb) to this file")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes (100k keys, 200k requests, one run): checks the program, not a result")
 	flag.Parse()

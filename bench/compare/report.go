@@ -294,10 +294,10 @@ func commands(o options) string {
   `+"`redis-benchmark %[2]s`"+` on the master; catch-up is the time from the benchmark's exit until
   the replica's `+"`slave_repl_offset`"+` reaches the master's `+"`master_repl_offset`"+` (polled every 0.5 ms);
   the master's `+"`sync_full`"+` before and after counts the times the replica was dropped and fully resynced.
-  It runs twice: with kvserver's defaults (`+"`repl-backlog-size`"+` 1mb, as Redis), and with kvserver
-  `+"`--repl-backlog-size %[4]s`"+`: besides its 1mb backlog, Redis buffers up to 256mb of output for a
-  replica (`+"`client-output-buffer-limit replica 256mb 64mb 60`"+`), while psync drops a replica whose unsent
-  stream exceeds its backlog (MasterConfig.MaxLag), so that flag gives kvserver the same allowance.
+  Both sides run with their defaults: a 1mb backlog, and a replica kept while it lags up to
+  `+"`client-output-buffer-limit replica 256mb 64mb 60`"+` (Redis's output buffer; psync's MasterConfig.MaxLag,
+  SoftMaxLag and SoftMaxLagTime, whose defaults are the same). With `+"`-stream-backlog SIZE`"+` it runs a second
+  time with kvserver `+"`--repl-backlog-size SIZE`"+`.
 - Partial resync: a writer sends batches of 100 pipelined SETs with a 0.5 ms pause to the master;
   `+"`CLIENT KILL TYPE master`"+` on the replica; the time runs from sending it until the master's
   `+"`sync_partial_ok`"+` (or `+"`sync_full`"+`) has moved, the replica's `+"`master_link_status`"+` is up and
@@ -314,7 +314,7 @@ func commands(o options) string {
   file (os.File, checksum verified) against `+"`redis-check-rdb FILE`"+` (process wall time).
   github.com/hdt3213/rdb is not served by the module proxy here (`+"`go list -m github.com/hdt3213/rdb@latest`"+`
   fails), so redis-check-rdb is the rival.
-`, o.keys, strings.Join(benchmarkArgs(0, o.requests)[2:], " "), o.keys, o.backlog)
+`, o.keys, strings.Join(benchmarkArgs(0, o.requests)[2:], " "), o.keys)
 }
 
 // streamRows are the table rows of one streaming comparison.
