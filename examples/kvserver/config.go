@@ -30,6 +30,14 @@ type config struct {
 	DisklessSyncDelay time.Duration // repl-diskless-sync-delay (default 0 here)
 	PingPeriod        time.Duration // repl-ping-replica-period (default 10 s)
 
+	// ReplicaBufferHard, ReplicaBufferSoft and ReplicaBufferSoftTime are
+	// client-output-buffer-limit's replica class (default 256mb 64mb 60):
+	// psync's MasterConfig.MaxLag, SoftMaxLag and SoftMaxLagTime. 0 means no
+	// limit, as in Redis.
+	ReplicaBufferHard     int64
+	ReplicaBufferSoft     int64
+	ReplicaBufferSoftTime time.Duration
+
 	MinReplicasToWrite int           // min-replicas-to-write (default 0: off)
 	MinReplicasMaxLag  time.Duration // min-replicas-max-lag (default 10 s)
 
@@ -45,15 +53,18 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		Port:              6379,
-		Bind:              "127.0.0.1",
-		BacklogSize:       1 << 20,
-		ReplTimeout:       60 * time.Second,
-		PingPeriod:        10 * time.Second,
-		MinReplicasMaxLag: 10 * time.Second,
-		Databases:         16,
-		LogLevel:          slog.LevelInfo,
-		LogName:           "notice",
+		Port:                  6379,
+		Bind:                  "127.0.0.1",
+		BacklogSize:           1 << 20,
+		ReplicaBufferHard:     256 << 20,
+		ReplicaBufferSoft:     64 << 20,
+		ReplicaBufferSoftTime: 60 * time.Second,
+		ReplTimeout:           60 * time.Second,
+		PingPeriod:            10 * time.Second,
+		MinReplicasMaxLag:     10 * time.Second,
+		Databases:             16,
+		LogLevel:              slog.LevelInfo,
+		LogName:               "notice",
 	}
 }
 
@@ -172,6 +183,34 @@ func (c *config) set(name string, vals []string) error {
 			n = 16 << 10 // Redis's minimum backlog
 		}
 		c.BacklogSize = n
+	case "client-output-buffer-limit":
+		// "<class> <hard> <soft> <soft seconds>" repeated, in one word or
+		// several; only the replica class matters here.
+		var f []string
+		for _, v := range vals {
+			f = append(f, strings.Fields(v)...)
+		}
+		if len(f) == 0 || len(f)%4 != 0 {
+			return fmt.Errorf("--%s: want <class> <hard limit> <soft limit> <soft seconds>, repeated", name)
+		}
+		for i := 0; i < len(f); i += 4 {
+			class := strings.ToLower(f[i])
+			hard, err1 := parseMemory(f[i+1])
+			soft, err2 := parseMemory(f[i+2])
+			secs, err3 := strconv.ParseInt(f[i+3], 10, 64)
+			if err := errors.Join(err1, err2, err3); err != nil || secs < 0 || secs > 1<<31 {
+				return fmt.Errorf("--%s: bad limits %q", name, strings.Join(f[i:i+4], " "))
+			}
+			switch class {
+			case "replica", "slave":
+				c.ReplicaBufferHard, c.ReplicaBufferSoft = hard, soft
+				c.ReplicaBufferSoftTime = time.Duration(secs) * time.Second
+			case "normal", "pubsub":
+				// Accepted; kvserver does not limit clients' output.
+			default:
+				return fmt.Errorf("--%s: unknown class %q", name, f[i])
+			}
+		}
 	case "repl-timeout":
 		n, err := num(1)
 		if err != nil {
@@ -287,6 +326,8 @@ func (c *config) configGet(pattern string) []string {
 		{"masterauth", c.MasterAuth},
 		{"masteruser", c.MasterUser},
 		{"repl-backlog-size", strconv.FormatInt(c.BacklogSize, 10)},
+		{"client-output-buffer-limit", fmt.Sprintf("normal 0 0 0 slave %d %d %d pubsub 33554432 8388608 60",
+			c.ReplicaBufferHard, c.ReplicaBufferSoft, int(c.ReplicaBufferSoftTime/time.Second))},
 		{"repl-timeout", strconv.Itoa(int(c.ReplTimeout / time.Second))},
 		{"repl-diskless-sync", "yes"},
 		{"repl-diskless-sync-delay", strconv.Itoa(int(c.DisklessSyncDelay / time.Second))},

@@ -29,6 +29,7 @@ func TestParseMemory(t *testing.T) {
 func TestParseArgs(t *testing.T) {
 	cfg, err := parseArgs(nil)
 	if err != nil || cfg.Port != 6379 || cfg.Bind != "127.0.0.1" || cfg.BacklogSize != 1<<20 || cfg.ReplTimeout != time.Minute ||
+		cfg.ReplicaBufferHard != 256<<20 || cfg.ReplicaBufferSoft != 64<<20 || cfg.ReplicaBufferSoftTime != time.Minute ||
 		cfg.DisklessSyncDelay != 0 || cfg.MinReplicasMaxLag != 10*time.Second || cfg.Databases != 16 || cfg.ReplicaOfHost != "" {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
@@ -37,7 +38,7 @@ func TestParseArgs(t *testing.T) {
 		"--masterauth", "mpw", "--masteruser", "repl", "--repl-backlog-size", "512kb", "--repl-timeout", "5",
 		"--repl-diskless-sync-delay", "2", "--min-replicas-to-write", "1", "--min-replicas-max-lag", "3",
 		"--loglevel", "warning", "--save", "", "--appendonly", "no", "--dir", "/tmp",
-		"--cpuprofile", "/tmp/kv.prof",
+		"--cpuprofile", "/tmp/kv.prof", "--client-output-buffer-limit", "normal 0 0 0", "slave 512mb 0 30",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +48,7 @@ func TestParseArgs(t *testing.T) {
 		MasterAuth: "mpw", MasterUser: "repl", BacklogSize: 512 << 10, ReplTimeout: 5 * time.Second,
 		DisklessSyncDelay: 2 * time.Second, PingPeriod: 10 * time.Second, MinReplicasToWrite: 1,
 		MinReplicasMaxLag: 3 * time.Second, Databases: 16, LogLevel: slog.LevelWarn, LogName: "warning",
-		CPUProfile: "/tmp/kv.prof",
+		CPUProfile: "/tmp/kv.prof", ReplicaBufferHard: 512 << 20, ReplicaBufferSoft: 0, ReplicaBufferSoftTime: 30 * time.Second,
 	}
 	if cfg != want {
 		t.Fatalf("got  %+v\nwant %+v", cfg, want)
@@ -60,7 +61,8 @@ func TestParseArgs(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--port"}, {"--port", "x"}, {"--port", "70000"}, {"--replicaof", "host"}, {"--replicaof", "host", "0"},
 		{"--no-such-option", "1"}, {"positional"}, {"--loglevel", "loud"}, {"--repl-backlog-size", "1tb"},
-		{"--cpuprofile"},
+		{"--cpuprofile"}, {"--client-output-buffer-limit", "replica 1mb 1mb"}, {"--client-output-buffer-limit", "other 1 1 1"},
+		{"--client-output-buffer-limit", "replica 1mb x 60"}, {"--client-output-buffer-limit", "replica 1mb 1mb -1"},
 	} {
 		if _, err := parseArgs(bad); err == nil {
 			t.Errorf("parseArgs(%q) accepted", bad)

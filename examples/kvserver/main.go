@@ -12,7 +12,8 @@
 //	redis-server --port 7002 --replicaof "127.0.0.1 7000"
 //
 // Supported: --port, --bind, --replicaof (or --slaveof), --requirepass,
-// --masterauth, --masteruser, --repl-backlog-size, --repl-timeout,
+// --masterauth, --masteruser, --repl-backlog-size,
+// --client-output-buffer-limit (its replica class), --repl-timeout,
 // --repl-diskless-sync-delay, --repl-ping-replica-period,
 // --min-replicas-to-write, --min-replicas-max-lag, --databases and
 // --loglevel, and kvserver's own --cpuprofile FILE (a Go CPU profile of the

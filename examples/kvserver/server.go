@@ -86,12 +86,15 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 		delay = -1 // psync: no wait
 	}
 	m, err := psync.NewMaster(psync.MasterConfig{
-		Snapshotter:   s,
-		BacklogSize:   int(cfg.BacklogSize),
-		Timeout:       cfg.ReplTimeout,
-		PingPeriod:    cfg.PingPeriod,
-		FullSyncDelay: delay,
-		Logger:        log,
+		Snapshotter:    s,
+		BacklogSize:    int(cfg.BacklogSize),
+		MaxLag:         limitOrNone(cfg.ReplicaBufferHard),
+		SoftMaxLag:     limitOrNone(cfg.ReplicaBufferSoft),
+		SoftMaxLagTime: cfg.ReplicaBufferSoftTime,
+		Timeout:        cfg.ReplTimeout,
+		PingPeriod:     cfg.PingPeriod,
+		FullSyncDelay:  delay,
+		Logger:         log,
 	})
 	if err != nil {
 		return nil, err
@@ -212,4 +215,13 @@ func (s *server) checkMinReplicas() bool {
 	}
 	// Redis compares whole seconds: an ACK 10.9 s old is within a lag of 10.
 	return int64(s.m.GoodReplicas(time.Duration(s.maxLag.Load())+time.Second-1)) >= n
+}
+
+// limitOrNone maps a Redis output-buffer limit, where 0 means none, to
+// psync's lag limits (no hard limit: as good as none; no soft limit: -1).
+func limitOrNone(n int64) int64 {
+	if n == 0 {
+		return 1 << 62
+	}
+	return n
 }
