@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,7 +155,8 @@ type Replica struct {
 	bytesSent    atomic.Int64
 	connects     atomic.Int64
 
-	linkBuf []byte // the main link's read buffer, owned by Run
+	linkBuf    []byte      // the main link's read buffer, owned by Run
+	psyncApart atomic.Bool // the master refused a PSYNC pipelined with the handshake
 }
 
 // NewReplica returns a Replica; Run starts it.
@@ -495,18 +497,32 @@ func readReply(cr *CommandReader) (string, error) {
 	}
 }
 
-// handshake sends PING, AUTH and the REPLCONFs in one write and reads their
-// replies in order, then sends PSYNC and reads its reply: two round trips,
-// whatever the options. With want, it asks to continue from want (the second
-// link of a full resync); otherwise from the replica's position.
+// handshake sends PING, AUTH, the REPLCONFs and PSYNC in one write and reads
+// their replies in order: one round trip (two with a Redis master, see
+// below). With want, it asks to continue from want (the second link of a
+// full resync); otherwise from the replica's position.
 //
 // Pipelining keeps Redis's per-reply rules: PING may be refused with -NOAUTH
 // or -NOPERM (AUTH comes next; Redis answers a PING before AUTH so), AUTH
 // must get +OK, and REPLCONF errors other than auth ones are only logged.
-// PSYNC waits for the other replies because Redis refuses a PSYNC that
-// arrives while replies to the same client are unsent ("-ERR SYNC and PSYNC
-// are invalid with pending output").
+// PSYNC goes in the same write, which saves a round trip (and, on a busy
+// master, a wait for its connection to be scheduled again); Redis refuses a
+// PSYNC that arrives while replies to the same client are unsent ("-ERR SYNC
+// and PSYNC are invalid with pending output"), in which case it is sent
+// again on its own, and from then on sent after the other replies.
 func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psyncReply, error) {
+	pos := r.Position()
+	if want != nil {
+		pos = *want
+	}
+	appendPSYNC := func(out []byte) []byte {
+		if pos.IsZero() {
+			return AppendCommandString(out, "PSYNC", "?", "-1")
+		}
+		return AppendCommandString(out, "PSYNC", string(pos.ID), strconv.FormatInt(pos.Offset+1, 10))
+	}
+	apart := r.psyncApart.Load()
+
 	out := AppendCommandString(nil, "PING")
 	auth := r.cfg.Password != ""
 	if auth {
@@ -527,6 +543,9 @@ func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psy
 	}
 	out = AppendCommandString(out, "REPLCONF", "capa", "eof", "capa", "psync2")
 	replconfs++
+	if !apart {
+		out = appendPSYNC(out)
+	}
 	// The write runs beside the reads: a master reads in chunks and may
 	// answer PING before it has read the rest (long credentials), which on
 	// a transport without buffering (net.Pipe) blocks until the replica
@@ -577,21 +596,24 @@ func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psy
 		return psyncReply{}, err
 	}
 
-	pos := r.Position()
-	if want != nil {
-		pos = *want
-	}
-	if pos.IsZero() {
-		out = AppendCommandString(out[:0], "PSYNC", "?", "-1")
-	} else {
-		out = AppendCommandString(out[:0], "PSYNC", string(pos.ID), strconv.FormatInt(pos.Offset+1, 10))
-	}
-	if err := l.send(out); err != nil {
-		return psyncReply{}, err
+	if apart {
+		if err := l.send(appendPSYNC(out[:0])); err != nil {
+			return psyncReply{}, err
+		}
 	}
 	line, err = readReply(cr)
 	if err != nil {
 		return psyncReply{}, err
+	}
+	if !apart && strings.Contains(line, "PSYNC are invalid with pending output") {
+		r.psyncApart.Store(true)
+		r.log.Info("master refuses PSYNC in the same write as the handshake (Redis); sending it apart from now on")
+		if err := l.send(appendPSYNC(out[:0])); err != nil {
+			return psyncReply{}, err
+		}
+		if line, err = readReply(cr); err != nil {
+			return psyncReply{}, err
+		}
 	}
 	return parsePSYNCReply([]byte(line))
 }

@@ -74,11 +74,17 @@ func strictMaster(c net.Conn, replies, afterPSYNC string) {
 			break
 		}
 	}
-	if len(cr.Buffered()) > 0 {
+	pipelined := len(cr.Buffered()) > 0
+	if pipelined {
 		replies += pendingOutput
 	}
 	if _, err := io.WriteString(c, replies); err != nil {
 		return
+	}
+	if pipelined { // the refused PSYNC
+		if cmd, err := cr.ReadCommand(); err != nil || !cmd.Is("psync") {
+			return
+		}
 	}
 	cmd, err := cr.ReadCommand()
 	if err != nil || !cmd.Is("psync") {
@@ -157,16 +163,76 @@ func TestHandshakePipelined(t *testing.T) {
 			assert.Equal(t, "v", v)
 			assert.Nil(t, r.Stats().LastError)
 			assert.EqualValues(t, 1, r.Stats().PartialSyncs)
+
+			// Refused once, PSYNC goes apart on the next link.
+			r.Disconnect()
+			err = r.WaitOffset(wctx, 1000+2*int64(len(set)))
+			require.NoError(t, err, "replica did not come back; last error: %v", r.Stats().LastError)
+			assert.EqualValues(t, 2, r.Stats().PartialSyncs)
+
 			mu.Lock()
-			require.Len(t, conns, 1)
-			w := conns[0]
+			require.Len(t, conns, 2)
+			first, second := conns[0], conns[1]
 			mu.Unlock()
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			require.GreaterOrEqual(t, len(w.writes), 2)
-			assert.Equal(t, tc.want, commands(t, w.writes[0]), "the first write holds the handshake up to PSYNC")
-			assert.Equal(t, [][]string{{"PSYNC", fakeID, "1001"}}, commands(t, w.writes[1]), "PSYNC once the replies are read")
+			psyncCmd := []string{"PSYNC", fakeID, "1001"}
+			first.mu.Lock()
+			defer first.mu.Unlock()
+			require.GreaterOrEqual(t, len(first.writes), 2)
+			assert.Equal(t, append(tc.want, psyncCmd), commands(t, first.writes[0]), "the first write holds the whole handshake")
+			assert.Equal(t, [][]string{psyncCmd}, commands(t, first.writes[1]), "PSYNC again once refused")
+			second.mu.Lock()
+			defer second.mu.Unlock()
+			require.GreaterOrEqual(t, len(second.writes), 2)
+			psyncCmd[2] = strconv.Itoa(1001 + len(set))
+			assert.Equal(t, tc.want, commands(t, second.writes[0]), "the handshake up to PSYNC")
+			assert.Equal(t, [][]string{psyncCmd}, commands(t, second.writes[1]), "PSYNC once the replies are read")
 		})
+	}
+}
+
+// Against psync's own Master (and any master that reads PSYNC behind the
+// rest of the handshake) the whole handshake is one write, and the link
+// streams after one round trip.
+func TestHandshakeOneWriteWithPsyncMaster(t *testing.T) {
+	m := newMaster(t, psync.MasterConfig{Password: "s3cret"})
+	writeN(t, m, "k", 10, 10)
+	d := psynctest.NewDialer(m.m)
+	t.Cleanup(d.Close)
+	var mu sync.Mutex
+	var conns []*writeLog
+	dial := func(ctx context.Context) (io.ReadWriteCloser, error) {
+		c, err := d.Dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		w := &writeLog{Conn: c.(net.Conn)}
+		mu.Lock()
+		conns = append(conns, w)
+		mu.Unlock()
+		return w, nil
+	}
+	f := startReplica(t, dial, func(c *psync.ReplicaConfig) { c.Password, c.ListeningPort, c.SingleLink = "s3cret", 6390, true })
+	waitSynced(t, f, m)
+	f.r.Disconnect()
+	writeN(t, m, "after", 10, 10)
+	waitSynced(t, f, m)
+	assert.EqualValues(t, 1, f.r.Stats().PartialSyncs)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, conns, 2)
+	pos := m.m.Position()
+	for i, w := range conns {
+		w.mu.Lock()
+		cmds := commands(t, w.writes[0])
+		w.mu.Unlock()
+		require.Len(t, cmds, 5, "link %d", i)
+		assert.Equal(t, []string{"PING"}, cmds[0])
+		assert.Equal(t, []string{"AUTH", "s3cret"}, cmds[1])
+		assert.Equal(t, "PSYNC", cmds[4][0], "link %d: PSYNC in the first write", i)
+		if i == 1 {
+			assert.Equal(t, string(pos.ID), cmds[4][1])
+		}
 	}
 }
 

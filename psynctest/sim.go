@@ -493,9 +493,12 @@ var psyncPrefix = []byte("*3\r\n$5\r\nPSYNC\r\n")
 // read it. The master's state is taken then: the check needs one state from
 // before the decision and one from after it (see reply).
 func (l *linkRec) request(p []byte) {
-	if !bytes.HasPrefix(p, psyncPrefix) {
+	// PSYNC may come in the same write as the rest of the handshake.
+	i := bytes.Index(p, psyncPrefix)
+	if i < 0 {
 		return
 	}
+	p = p[i:]
 	cmd, err := psync.NewCommandReader(bytes.NewReader(p), psync.Limits{}, false).ReadCommand()
 	if err != nil {
 		l.s.errorf("%s: unreadable PSYNC %q: %v", l.node.name, p, err)
@@ -616,16 +619,17 @@ func (c *simConn) Write(p []byte) (int, error) {
 }
 
 func (c *simConn) sabotage(p []byte) (sent, orig []byte) {
-	if c.rec.s.cfg.sabotage != sabotageForgetReplID || !bytes.HasPrefix(p, psyncPrefix) || bytes.Contains(p, []byte("\r\n$1\r\n?\r\n")) {
+	at := bytes.Index(p, psyncPrefix)
+	if c.rec.s.cfg.sabotage != sabotageForgetReplID || at < 0 || bytes.Contains(p[at:], []byte("\r\n$1\r\n?\r\n")) {
 		return p, p
 	}
 	// Replace the replid (40 hex characters after "$40\r\n") with another.
-	i := bytes.Index(p, []byte("$40\r\n"))
+	i := bytes.Index(p[at:], []byte("$40\r\n"))
 	if i < 0 {
 		return p, p
 	}
 	q := bytes.Clone(p)
-	copy(q[i+5:], psync.NewReplID())
+	copy(q[at+i+5:], psync.NewReplID())
 	return q, p
 }
 
@@ -642,8 +646,16 @@ type masterEnd struct {
 }
 
 func (c *masterEnd) Write(p []byte) (int, error) {
-	if len(p) > 0 && (p[0] == '+' || p[0] == '-') {
-		c.rec.reply(p)
+	// The reply to PSYNC may follow the handshake's replies in one write.
+	for q := p; len(q) > 0; {
+		if q[0] == '+' || q[0] == '-' {
+			c.rec.reply(q)
+		}
+		i := bytes.IndexByte(q, '\n')
+		if i < 0 || (q[0] != '+' && q[0] != '-' && q[0] != '\n') {
+			break
+		}
+		q = q[i+1:]
 	}
 	return c.Conn.Write(p)
 }
