@@ -294,7 +294,7 @@ func commands(o options) string {
   its start until `+"`DBSIZE`"+` on it returns %[1]d (polled every 2 ms; `+"`-LOADING`"+` counts as not yet).
 - Streaming: a fresh master and replica, one `+"`SET warmup 1`"+`, wait for the link; then
   `+"`redis-benchmark %[2]s`"+` on the master; catch-up is the time from the benchmark's exit until
-  the replica's `+"`slave_repl_offset`"+` reaches the master's `+"`master_repl_offset`"+` (polled every 0.5 ms);
+  the replica's `+"`slave_repl_offset`"+` reaches the master's `+"`master_repl_offset`"+` (polled every 0.1 ms);
   the master's `+"`sync_full`"+` before and after counts the times the replica was dropped and fully resynced.
   Both sides run with their defaults: a 1mb backlog, and a replica kept while it lags up to
   `+"`client-output-buffer-limit replica 256mb 64mb 60`"+` (Redis's output buffer; psync's MasterConfig.MaxLag,

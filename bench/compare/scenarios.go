@@ -187,7 +187,7 @@ func (e *env) streamingOnce(k kind, n int, kvFlags []string) (streamRun, error) 
 		if time.Since(end) > time.Minute {
 			return streamRun{}, fmt.Errorf("replica at %d, master at %d a minute after the benchmark", ro, mo)
 		}
-		time.Sleep(500 * time.Microsecond)
+		time.Sleep(100 * time.Microsecond)
 	}
 	ms := rpsRE.FindAllSubmatch(out, -1)
 	if len(ms) == 0 {
