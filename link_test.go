@@ -3,7 +3,6 @@ package psync_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -138,11 +137,7 @@ func TestStalledReplicaDroppedWithoutSlowingWrites(t *testing.T) {
 	waitSynced(t, f, m)
 	assert.EqualValues(t, 1, f.r.Stats().FullSyncs)
 	assert.EqualValues(t, 1, f.r.Stats().PartialSyncs, "continued partially from the backlog")
-	tooFar := false
-	for _, err := range d.ServeErrors() {
-		tooFar = tooFar || errors.Is(err, psync.ErrReplicaTooFar)
-	}
-	assert.True(t, tooFar, "dropped for lag: %v", d.ServeErrors())
+	assert.True(t, hasServeError(d, psync.ErrReplicaTooFar), "dropped for lag: %v", d.ServeErrors())
 }
 
 func TestMasterDropsReplicaWithoutAcks(t *testing.T) {
