@@ -90,3 +90,36 @@ func ExampleReplica() {
 	// full resyncs: 1 partial resyncs: 1
 	// b = 2
 }
+
+// A cursor that falls behind a small backlog keeps its unread bytes, up to
+// the retention limit; Master uses this for replicas that lag (MaxLag).
+func ExampleBacklog_NewCursor() {
+	b := psync.NewBacklog(16, 0) // a 16-byte ring
+	b.SetRetention(1 << 10)      // and up to 1 KiB kept for lagging cursors
+	c, err := b.NewCursor(1)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	b.Write([]byte("*1\r\n$4\r\nPING\r\n")) // 14 bytes
+	b.Write([]byte("*1\r\n$4\r\nPING\r\n")) // the ring now holds only the last 16
+	fmt.Println("retained:", b.Retained(), "first:", b.First())
+
+	p := make([]byte, 64)
+	var got []byte
+	for c.Next() <= b.Offset() {
+		n, err := c.Read(p)
+		if err != nil {
+			panic(err)
+		}
+		got = append(got, p[:n]...)
+	}
+	fmt.Printf("%q\n", got)
+	b.Write([]byte("*1\r\n$4\r\nPING\r\n"))
+	fmt.Println("retained once read:", b.Retained())
+	// Output:
+	// retained: 12 first: 1
+	// "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n"
+	// retained once read: 0
+}
