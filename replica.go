@@ -552,9 +552,19 @@ func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psy
 	// reads.
 	sent := make(chan error, 1)
 	go func() { sent <- l.send(out) }()
+	written := false
+	defer func() {
+		// The write never outlives the handshake: on an early return,
+		// closing the connection ends a write the master is not reading.
+		if !written {
+			l.conn.Close()
+			<-sent
+		}
+	}()
 	readFailed := func(err error) (psyncReply, error) {
 		select {
 		case werr := <-sent:
+			written = true
 			if werr != nil {
 				return psyncReply{}, werr
 			}
@@ -592,6 +602,7 @@ func (r *Replica) handshake(l *replLink, cr *CommandReader, want *Position) (psy
 		}
 	}
 	// Every command was answered, so every byte was read: the write is done.
+	written = true
 	if err := <-sent; err != nil {
 		return psyncReply{}, err
 	}
