@@ -210,7 +210,9 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 // to the replication stream and returns the new master offset. The host
 // calls it for every write, in commit order, under the same lock with which
 // it applies the write (see Snapshotter). Feed costs O(len(cmd)) whatever the
-// number of replicas, never blocks on a replica, and does not allocate.
+// number of replicas, never blocks on a replica, and does not allocate, except
+// a pooled 64 KiB block now and then while a replica is further behind than
+// the backlog (the bytes kept for it, up to MaxLag).
 //
 // While the master belongs to a Replica (ReplicaConfig.Master), the stream
 // is the upstream master's and the host must not Feed.
