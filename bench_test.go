@@ -394,7 +394,7 @@ func BenchmarkPartialResync(b *testing.B) {
 			var d *psynctest.Dialer
 			ctx := context.Background()
 			e, err := benchutil.StartResync(ctx, func(m *psync.Master) (func(context.Context) (io.ReadWriteCloser, error), error) {
-				d = benchDialer(b, m, tr)
+				d = dialerFor(b, m, tr)
 				return d.Dial, nil
 			})
 			require.NoError(b, err)
@@ -419,7 +419,7 @@ func BenchmarkSnapshotTransfer(b *testing.B) {
 			m, err := benchutil.NewZeroMaster(size)
 			require.NoError(b, err)
 			defer m.Close()
-			dial := benchDialer(b, m, tr).Dial
+			dial := dialerFor(b, m, tr).Dial
 			b.SetBytes(size)
 			for i := 0; i < b.N; i++ {
 				_, err := benchutil.FullSync(dial)
@@ -427,18 +427,4 @@ func BenchmarkSnapshotTransfer(b *testing.B) {
 			}
 		})
 	}
-}
-
-// benchDialer links replicas to m in-process over "pipe" or "tcp".
-func benchDialer(b *testing.B, m *psync.Master, transport string) *psynctest.Dialer {
-	b.Helper()
-	if transport == "tcp" {
-		d, err := psynctest.NewTCPDialer(m)
-		require.NoError(b, err)
-		b.Cleanup(d.Close)
-		return d
-	}
-	d := psynctest.NewDialer(m)
-	b.Cleanup(d.Close)
-	return d
 }

@@ -58,7 +58,7 @@ func (s *switchable) Dial(ctx context.Context) (io.ReadWriteCloser, error) {
 }
 
 // dialerFor returns an in-process dialer to m over the named transport.
-func dialerFor(t *testing.T, m *psync.Master, transport string) *psynctest.Dialer {
+func dialerFor(t testing.TB, m *psync.Master, transport string) *psynctest.Dialer {
 	t.Helper()
 	if transport == "tcp" {
 		d, err := psynctest.NewTCPDialer(m)
