@@ -669,11 +669,14 @@ const streamBatchSize = 64 << 10
 // streamBatchSize, and when it ends.
 type streamBatch struct {
 	r       *Replica
-	backlog *Backlog // nil without a Master
-	pending []byte   // processed bytes not yet in the backlog
-	read    int64    // offset after the last command read
-	done    int64    // offset after the last command processed
-	pubRead int64    // read and done as last published
+	batcher BatchApplier // nil when the Applier is not one
+	inBatch bool         // between BeginBatch and EndBatch
+	applied int          // bytes applied since BeginBatch
+	backlog *Backlog     // nil without a Master
+	pending []byte       // processed bytes not yet in the backlog
+	read    int64        // offset after the last command read
+	done    int64        // offset after the last command processed
+	pubRead int64        // read and done as last published
 	pubDone int64
 }
 
@@ -701,7 +704,26 @@ func (b *streamBatch) commit(p []byte, end int64) {
 
 // flush writes the pending bytes to the backlog, then publishes the offsets:
 // whoever sees an offset finds its bytes in the backlog.
+// apply applies cmd, within a batch when the Applier batches.
+func (b *streamBatch) apply(app Applier, cmd Command) error {
+	if b.batcher != nil {
+		if b.inBatch && b.applied >= streamBatchSize {
+			b.flush()
+		}
+		if !b.inBatch {
+			b.batcher.BeginBatch()
+			b.inBatch, b.applied = true, 0
+		}
+		b.applied += len(cmd.Raw)
+	}
+	return app.Apply(cmd)
+}
+
 func (b *streamBatch) flush() {
+	if b.inBatch {
+		b.inBatch = false
+		b.batcher.EndBatch()
+	}
 	if len(b.pending) > 0 {
 		b.backlog.Write(b.pending)
 		b.pending = b.pending[:0]
@@ -785,6 +807,7 @@ func classify(args [][]byte) streamKind {
 func (r *Replica) stream(l *replLink, cr *CommandReader) (err error) {
 	app := r.cfg.Applier
 	b := &streamBatch{r: r}
+	b.batcher, _ = app.(BatchApplier)
 	if m := r.cfg.Master; m != nil {
 		b.backlog = m.backlog
 	}
@@ -822,7 +845,7 @@ func (r *Replica) stream(l *replLink, cr *CommandReader) (err error) {
 		cmd.Offset = b.read
 		kind := classify(cmd.Args)
 		if kind.applied() {
-			if err := app.Apply(cmd); err != nil {
+			if err := b.apply(app, cmd); err != nil {
 				return fmt.Errorf("%w: %s at offset %d: %w", ErrApply, cmd.Name(), start, err)
 			}
 		}

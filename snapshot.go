@@ -103,6 +103,22 @@ type Applier interface {
 	Apply(cmd Command) error
 }
 
+// A BatchApplier is an Applier that wants to know where psync's batches of
+// commands start and end, for example to take its write lock once per batch
+// rather than once per command. A batch is the commands applied from one
+// read of the link, at most about 64 KiB of them. psync calls BeginBatch
+// before the first Apply of a batch and EndBatch after its last one, on the
+// goroutine that calls Apply; between the two it applies commands and does
+// nothing that waits (no network read or write, no wait for another
+// goroutine), and it makes the batch's offsets visible (Replica.Offset,
+// WaitOffset, ACKs) only after EndBatch. Apply may also come outside a batch
+// (the DISCARD of a cut transaction).
+type BatchApplier interface {
+	Applier
+	BeginBatch()
+	EndBatch()
+}
+
 // eofMarkLen is the length of a diskless snapshot's end mark.
 const eofMarkLen = 40
 

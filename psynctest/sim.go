@@ -390,10 +390,14 @@ func (s *sim) addReplica(name string, up *simNode, withMaster bool) *simNode {
 
 func (s *sim) startReplica(n *simNode, pos psync.Position) {
 	inst := &simInst{done: make(chan error, 1)}
+	var app psync.Applier = n.app
+	if s.cfg.Seed%2 == 0 {
+		app = simBatchApplier{n.app}
+	}
 	cfg := psync.ReplicaConfig{
 		Dial:       s.dialer(n, inst),
 		Loader:     n.app,
-		Applier:    n.app,
+		Applier:    app,
 		Master:     n.m,
 		Position:   pos,
 		Timeout:    s.cfg.Timeout,
@@ -690,6 +694,13 @@ func (a *simApplier) Apply(cmd psync.Command) error {
 	a.mu.Unlock()
 	return a.node.store.Apply(cmd)
 }
+
+// simBatchApplier is a simApplier that applies in psync's batches (seeds
+// of even number use it, odd ones the plain Applier).
+type simBatchApplier struct{ *simApplier }
+
+func (a simBatchApplier) BeginBatch() { a.node.store.BeginBatch() }
+func (a simBatchApplier) EndBatch()   { a.node.store.EndBatch() }
 
 func (a *simApplier) Load(ctx context.Context, r io.Reader, info psync.SnapshotInfo) (psync.LoadedSnapshot, error) {
 	ld, err := a.node.store.Load(ctx, r, info)

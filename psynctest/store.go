@@ -29,7 +29,7 @@ var ErrBadSnapshot = errors.New("psynctest: bad snapshot")
 var ErrUnknownCommand = errors.New("psynctest: unknown command")
 
 // Store is a map-based key-value store implementing psync.Snapshotter (when
-// attached to a Master with SetMaster), psync.Loader and psync.Applier. It
+// attached to a Master with SetMaster), psync.Loader and psync.BatchApplier. It
 // understands SET key value, DEL key..., INCRBY key n, APPEND key value,
 // FLUSHALL, SELECT (ignored), and on a replica MULTI/EXEC/DISCARD blocks. It also checks the stream's invariants as it
 // applies: every command must start exactly where the previous one ended, so
@@ -47,6 +47,7 @@ type Store struct {
 	buf     []byte
 	queue   [][][]byte // commands of an open MULTI block, nil outside one
 	inMulti bool
+	batched bool // between BeginBatch and EndBatch; only the applying goroutine
 }
 
 // NewStore returns an empty store.
@@ -118,8 +119,10 @@ func (s *Store) apply(args [][]byte) error {
 
 // Apply implements psync.Applier.
 func (s *Store) Apply(cmd psync.Command) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if !s.batched {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
 	// PING and REPLCONF GETACK are not passed to Apply, so a gap is fine;
 	// an overlap means a command applied twice.
 	cut := len(cmd.Raw) == 0 && len(cmd.Args) > 0 && equalFold(cmd.Args[0], "DISCARD")
@@ -160,6 +163,20 @@ func (s *Store) Apply(cmd psync.Command) error {
 		return nil
 	}
 	return s.apply(cmd.Args)
+}
+
+// BeginBatch implements psync.BatchApplier: the store's lock is held from
+// here to EndBatch, and the batch's Apply calls, which must come from the
+// goroutine that called BeginBatch (as psync makes them), run under it.
+func (s *Store) BeginBatch() {
+	s.mu.Lock()
+	s.batched = true
+}
+
+// EndBatch implements psync.BatchApplier.
+func (s *Store) EndBatch() {
+	s.batched = false
+	s.mu.Unlock()
 }
 
 func equalFold(b []byte, s string) bool { return strings.EqualFold(string(b), s) }
