@@ -304,8 +304,24 @@ func (b *kvBuilder) SizeHint(db int, keys, expires uint64) { b.ds.Reserve(db, ke
 
 var _ rdb.SizeHinter = (*kvBuilder)(nil)
 
-// applier applies the master's stream with the link's persistent client.
+// applier applies the master's stream with the link's persistent client,
+// in psync's batches: one hold of the store lock per batch (BeginBatch to
+// EndBatch, all on psync's stream goroutine).
 type applier struct{ s *server }
+
+var _ psync.BatchApplier = applier{}
+
+// BeginBatch implements psync.BatchApplier.
+func (a applier) BeginBatch() {
+	a.s.store.BeginApply()
+	a.s.applyBatch = true
+}
+
+// EndBatch implements psync.BatchApplier.
+func (a applier) EndBatch() {
+	a.s.applyBatch = false
+	a.s.store.EndApply()
+}
 
 // Apply implements psync.Applier. A command the engine refuses (unknown, or
 // an error reply) is logged and skipped, not fatal, as the replica would
@@ -318,7 +334,11 @@ type applier struct{ s *server }
 // command it would run outside any transaction.
 func (a applier) Apply(cmd psync.Command) error {
 	s := a.s
-	err := s.store.ApplyAtomically(&s.stream, cmd.Args, func() {
+	apply := s.store.ApplyAtomically
+	if s.applyBatch {
+		apply = s.store.ApplyLocked
+	}
+	err := apply(&s.stream, cmd.Args, func() {
 		if !s.stream.InMulti() {
 			s.applied = cmd.Offset
 		}

@@ -289,3 +289,27 @@ func TestApplyAtomically(t *testing.T) {
 	})
 	assert.Equal(t, 4, calls)
 }
+
+func TestApplyBatch(t *testing.T) {
+	s := New(Options{})
+	s.SetReadOnly(true)
+	var link Client
+	calls := 0
+	check := func() {
+		calls++
+		assert.False(t, s.mu.TryLock(), "the store lock is held")
+	}
+	s.BeginApply()
+	require.NoError(t, s.ApplyLocked(&link, args("SET a 1"), check))
+	require.NoError(t, s.ApplyLocked(&link, args("MULTI"), check))
+	require.NoError(t, s.ApplyLocked(&link, args("SET b 2"), check))
+	require.NoError(t, s.ApplyLocked(&link, args("EXEC"), check))
+	require.Error(t, s.ApplyLocked(&link, args("NOSUCH x"), check), "an error leaves the batch going")
+	require.NoError(t, s.ApplyLocked(&link, args("SET c 3"), check))
+	assert.False(t, s.mu.TryLock(), "held through the batch")
+	s.EndApply()
+	assert.Equal(t, 6, calls)
+	assert.Equal(t, 3, s.DBSize(0))
+	require.True(t, s.mu.TryLock(), "released by EndApply")
+	s.mu.Unlock()
+}

@@ -324,6 +324,21 @@ func (s *Store) Apply(c *Client, argv [][]byte) error {
 func (s *Store) ApplyAtomically(c *Client, argv [][]byte, atomically func()) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.ApplyLocked(c, argv, atomically)
+}
+
+// BeginApply takes the store lock for a batch of replicated commands, which
+// the caller then applies with ApplyLocked, on the same goroutine, until
+// EndApply releases it: one lock hold for many commands (psync's
+// BatchApplier). Nothing else may be called on the store in between.
+func (s *Store) BeginApply() { s.mu.Lock() }
+
+// EndApply ends a batch begun with BeginApply.
+func (s *Store) EndApply() { s.mu.Unlock() }
+
+// ApplyLocked is ApplyAtomically for a caller that holds the store lock
+// through BeginApply.
+func (s *Store) ApplyLocked(c *Client, argv [][]byte, atomically func()) error {
 	if atomically != nil {
 		defer atomically()
 	}
