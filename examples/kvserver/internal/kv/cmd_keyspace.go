@@ -33,13 +33,13 @@ func cmdSelect(x *execCtx) {
 	x.ok()
 }
 
-func cmdDBSize(x *execCtx) { x.int(int64(len(x.db.keys))) }
+func cmdDBSize(x *execCtx) { x.int(int64(x.db.keys.len())) }
 
 func cmdKeys(x *execCtx) {
 	pattern := x.argv[1]
 	all := len(pattern) == 1 && pattern[0] == '*'
 	var keys []string
-	for k := range x.db.keys {
+	for k := range x.db.keys.all() {
 		if (all || globMatch(pattern, []byte(k), false)) && !x.expired([]byte(k)) {
 			keys = append(keys, k)
 		}
@@ -94,7 +94,7 @@ func cmdScan(x *execCtx) {
 		key string
 	}
 	var page []posKey
-	for k := range x.db.keys {
+	for k := range x.db.keys.all() {
 		if p := scanPos(k); p >= cursor {
 			page = append(page, posKey{p, k})
 		}
@@ -129,7 +129,7 @@ func cmdScan(x *execCtx) {
 		if pattern != nil && !globMatch(pattern, k, false) {
 			continue
 		}
-		if typ != nil && !equalFold(typ, x.db.keys[pk.key].kind.String()) {
+		if typ != nil && !equalFold(typ, x.db.keys.get(pk.key).kind.String()) {
 			continue
 		}
 		keys = append(keys, pk.key)

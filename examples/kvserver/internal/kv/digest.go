@@ -29,18 +29,18 @@ func digestDBs(dbs []*db) uint64 {
 		buf = append(buf, b...)
 	}
 	for i, d := range dbs {
-		if len(d.keys) == 0 {
+		if d.keys.len() == 0 {
 			continue
 		}
 		num(uint64(i))
-		num(uint64(len(d.keys)))
-		keys := make([]string, 0, len(d.keys))
-		for k := range d.keys {
+		num(uint64(d.keys.len()))
+		keys := make([]string, 0, d.keys.len())
+		for k := range d.keys.all() {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
-			o := d.keys[k]
+			o := d.keys.get(k)
 			str(k)
 			buf = append(buf, byte(o.kind))
 			if at, ok := d.expires[k]; ok {

@@ -38,7 +38,7 @@ func TestSetInPlaceLeavesSnapshotIntact(t *testing.T) {
 	d, err := LoadRDB(&buf, LoadOptions{})
 	require.NoError(t, err)
 	for i := range 100 {
-		assert.Equal(t, fmt.Sprintf("value-%03d", i), string(d.dbs[0].keys[fmt.Sprint("k", i)].str))
+		assert.Equal(t, fmt.Sprintf("value-%03d", i), string(d.dbs[0].keys.get(fmt.Sprint("k", i)).str))
 		assert.Equal(t, fmt.Sprintf("$9\r\nagain-%03d\r\n", i), run(s, &c, fmt.Sprintf("GET k%d", i)))
 	}
 	// No snapshot now: in place, shorter and longer.
@@ -125,7 +125,7 @@ func TestAddPipelineKeepsOrder(t *testing.T) {
 	assert.Equal(t, m, keys)
 	assert.Equal(t, m/2, expires)
 	for i := range m {
-		assert.Equal(t, fmt.Sprintf("new%d", i), string(s.dbs[2].keys[fmt.Sprint("k", i)].str))
+		assert.Equal(t, fmt.Sprintf("new%d", i), string(s.dbs[2].keys.get(fmt.Sprint("k", i)).str))
 		at, ok := s.dbs[2].expires[fmt.Sprint("k", i)]
 		assert.Equal(t, i%2 == 1, ok)
 		if ok {

@@ -16,7 +16,7 @@ func (x *execCtx) expired(key []byte) bool {
 // deleted (and DEL propagated) on a master, reported missing on a read-only
 // replica, and still visible to commands from the master's stream.
 func (x *execCtx) lookup(key []byte) *object {
-	o := x.db.keys[string(key)]
+	o := x.db.keys.get(bstr(key))
 	if o == nil || x.master || !x.expired(key) {
 		return o
 	}
@@ -45,7 +45,7 @@ func (x *execCtx) mutable(key []byte, o *object) *object {
 		return o
 	}
 	c := o.clone(s.epoch)
-	x.db.keys[string(key)] = c
+	x.db.keys.put(bstr(key), c)
 	return c
 }
 
@@ -67,13 +67,13 @@ func (x *execCtx) newObject(k kind) *object {
 
 // add stores a new value at key (which must not exist).
 func (x *execCtx) add(key []byte, o *object) {
-	x.db.keys[string(key)] = o
+	x.db.keys.put(bstr(key), o)
 }
 
 // setString stores a string value at key, replacing any value; the expiry
 // is removed unless keepTTL.
 func (x *execCtx) setString(key, val []byte, keepTTL bool) {
-	x.setStringOver(key, x.db.keys[string(key)], val, keepTTL)
+	x.setStringOver(key, x.db.keys.get(bstr(key)), val, keepTTL)
 }
 
 // setStringOver is setString for a caller that already looked key up: old
@@ -91,7 +91,7 @@ func (x *execCtx) setStringOver(key []byte, old *object, val []byte, keepTTL boo
 			old.str, old.ownStr = cloneBytes(val), true
 		}
 	} else {
-		x.db.keys[string(key)] = &object{kind: kindString, epoch: s.epoch, ownStr: true, str: cloneBytes(val)}
+		x.db.keys.put(bstr(key), &object{kind: kindString, epoch: s.epoch, ownStr: true, str: cloneBytes(val)})
 	}
 	if !keepTTL && len(x.db.expires) > 0 {
 		delete(x.db.expires, string(key))
@@ -100,14 +100,13 @@ func (x *execCtx) setStringOver(key []byte, old *object, val []byte, keepTTL boo
 
 // del removes key and its expiry, reporting whether it existed.
 func (x *execCtx) del(key []byte) bool {
-	return x.db.del(string(key))
+	return x.db.del(bstr(key))
 }
 
 func (d *db) del(key string) bool {
-	if _, ok := d.keys[key]; !ok {
+	if !d.keys.del(key) {
 		return false
 	}
-	delete(d.keys, key)
 	delete(d.expires, key)
 	return true
 }

@@ -44,6 +44,8 @@ func (k kind) String() string {
 type object struct {
 	kind  kind
 	epoch uint64
+	// key is the key the object is stored at, set by keyTable.put.
+	key string
 	// ownStr reports that str's array belongs to this object alone (a
 	// clone shares it with a snapshot's frozen original), so SET may
 	// overwrite it in place when the new value fits.

@@ -119,7 +119,7 @@ func (d *Dataset) DBSize(i int) int {
 	if i < 0 || i >= len(d.dbs) {
 		return 0
 	}
-	return len(d.dbs[i].keys)
+	return d.dbs[i].keys.len()
 }
 
 // LoadOptions configures LoadRDB. The zero value is usable.

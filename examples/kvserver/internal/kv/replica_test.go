@@ -285,7 +285,7 @@ func TestApplyAtomically(t *testing.T) {
 	d := NewDataset(16)
 	s.SwapAtomically(d, func() {
 		check()
-		assert.Equal(t, 0, len(s.dbs[0].keys), "the new dataset is in place")
+		assert.Equal(t, 0, s.dbs[0].keys.len(), "the new dataset is in place")
 	})
 	assert.Equal(t, 4, calls)
 }

@@ -22,10 +22,10 @@ func (sn *Snapshot) WriteEntries(w *rdb.Writer) error {
 	var e rdb.Entry
 	var batch [prefetchBatch]keyObject
 	for i, d := range sn.dbs {
-		if len(d.keys) == 0 {
+		if d.keys.len() == 0 {
 			continue
 		}
-		if err := w.SelectDB(i, uint64(len(d.keys)), uint64(len(d.expires))); err != nil {
+		if err := w.SelectDB(i, uint64(d.keys.len()), uint64(len(d.expires))); err != nil {
 			return err
 		}
 		n := 0
@@ -41,7 +41,7 @@ func (sn *Snapshot) WriteEntries(w *rdb.Writer) error {
 			n = 0
 			return nil
 		}
-		for k, o := range d.keys {
+		for k, o := range d.keys.all() {
 			batch[n] = keyObject{k, o}
 			if n++; n == len(batch) {
 				if err := write(); err != nil {
@@ -109,11 +109,11 @@ func NewDataset(n int) *Dataset {
 func (d *Dataset) Reserve(db int, keys, expires uint64) {
 	const maxHint = 1 << 22
 	d.sync()
-	if db < 0 || db >= len(d.dbs) || len(d.dbs[db].keys) > 0 {
+	if db < 0 || db >= len(d.dbs) || d.dbs[db].keys.len() > 0 {
 		return
 	}
 	t := d.dbs[db]
-	t.keys = make(map[string]*object, min(keys, maxHint))
+	t.keys.reserve(int(min(keys, maxHint)))
 	if len(t.expires) == 0 && expires > 0 {
 		t.expires = make(map[string]int64, min(expires, maxHint))
 	}
@@ -166,7 +166,8 @@ func (d *Dataset) insert(keys []loadedKey) {
 	for i := range keys {
 		k := &keys[i]
 		t := d.dbs[k.db]
-		t.keys[k.key] = k.o
+		k.o.key = k.key
+		t.keys.put(k.key, k.o)
 		if k.expireAt != 0 {
 			t.expires[k.key] = k.expireAt
 		} else if len(t.expires) > 0 {

@@ -26,7 +26,7 @@ func (s *Store) Snapshot(atomically func()) *Snapshot {
 	defer s.mu.Unlock()
 	sn := &Snapshot{s: s, dbs: make([]*db, len(s.dbs))}
 	for i, d := range s.dbs {
-		sn.dbs[i] = &db{keys: maps.Clone(d.keys), expires: maps.Clone(d.expires)}
+		sn.dbs[i] = &db{keys: d.keys.clone(), expires: maps.Clone(d.expires)}
 	}
 	// Every existing object now has an epoch below snapEpoch and is frozen;
 	// objects created or cloned from here on belong to the live store only.
@@ -65,5 +65,5 @@ func (sn *Snapshot) DBSize(i int) int {
 	if i < 0 || i >= len(sn.dbs) {
 		return 0
 	}
-	return len(sn.dbs[i].keys)
+	return sn.dbs[i].keys.len()
 }

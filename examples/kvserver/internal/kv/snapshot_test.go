@@ -125,20 +125,20 @@ func TestNoCopyWithoutSnapshot(t *testing.T) {
 	s := New(Options{})
 	var c Client
 	run(s, &c, "RPUSH l a")
-	o := s.dbs[0].keys["l"]
+	o := s.dbs[0].keys.get("l")
 	run(s, &c, "RPUSH l b")
-	assert.Same(t, o, s.dbs[0].keys["l"], "mutated in place")
+	assert.Same(t, o, s.dbs[0].keys.get("l"), "mutated in place")
 
 	snap := s.Snapshot(nil)
 	run(s, &c, "RPUSH l c")
-	clone := s.dbs[0].keys["l"]
+	clone := s.dbs[0].keys.get("l")
 	assert.NotSame(t, o, clone, "cloned on first write after the snapshot")
 	run(s, &c, "RPUSH l d")
-	assert.Same(t, clone, s.dbs[0].keys["l"], "cloned once only")
+	assert.Same(t, clone, s.dbs[0].keys.get("l"), "cloned once only")
 	assert.Equal(t, 2, o.list.len())
 	snap.Release()
 	run(s, &c, "RPUSH l e")
-	assert.Same(t, clone, s.dbs[0].keys["l"])
+	assert.Same(t, clone, s.dbs[0].keys.get("l"))
 }
 
 func TestRDBRoundTrip(t *testing.T) {

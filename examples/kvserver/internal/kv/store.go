@@ -49,12 +49,12 @@ type Store struct {
 
 // db is one database: keys and their absolute expiry times (unix ms).
 type db struct {
-	keys    map[string]*object
+	keys    keyTable
 	expires map[string]int64
 }
 
 func newDB() *db {
-	return &db{keys: make(map[string]*object), expires: make(map[string]int64)}
+	return &db{expires: make(map[string]int64)}
 }
 
 // op is one propagated command; raw is its RESP encoding when the client
@@ -176,7 +176,7 @@ func (s *Store) DBSize(i int) int {
 	if i < 0 || i >= len(s.dbs) {
 		return 0
 	}
-	return len(s.dbs[i].keys)
+	return s.dbs[i].keys.len()
 }
 
 // DBStats returns the number of keys in database i and how many of them
@@ -187,7 +187,7 @@ func (s *Store) DBStats(i int) (keys, expires int) {
 	if i < 0 || i >= len(s.dbs) {
 		return 0, 0
 	}
-	return len(s.dbs[i].keys), len(s.dbs[i].expires)
+	return s.dbs[i].keys.len(), len(s.dbs[i].expires)
 }
 
 // Exec runs one client command and returns out with the RESP reply
