@@ -104,6 +104,10 @@ func (e *env) fullResyncOnce(m *server, keys int) (fullResyncRun, error) {
 type streamRun struct {
 	ops     float64       // SET/s reported by redis-benchmark
 	catchUp time.Duration // from the benchmark's end until the replica's offset equals the master's
+	lag     int64         // bytes the replica was behind at the first poll after the benchmark's end
+	poll1   time.Duration // how long that first poll took
+	mpoll1  time.Duration // how long its master part took
+	polls   int           // polls until caught up
 	resyncs int64         // full resyncs the master counted during the benchmark (the replica fell too far behind)
 }
 
@@ -119,7 +123,7 @@ func (e *env) streaming(n, runs int, kvFlags []string, logf func(string, ...any)
 			if err != nil {
 				return nil, fmt.Errorf("%s streaming: %w", k, err)
 			}
-			logf("streaming%s %d/%d %-8s %.0f SET/s, catch-up %v, %d full resyncs during the run", strings.Join(append([]string{""}, kvFlags...), " "), i+1, runs, k, r.ops, r.catchUp.Round(100*time.Microsecond), r.resyncs)
+			logf("streaming%s %d/%d %-8s %.0f SET/s, catch-up %v (%d B behind at %v (master %v), %d polls), %d full resyncs during the run", strings.Join(append([]string{""}, kvFlags...), " "), i+1, runs, k, r.ops, r.catchUp.Round(100*time.Microsecond), r.lag, r.poll1.Round(10*time.Microsecond), r.mpoll1.Round(10*time.Microsecond), r.polls, r.resyncs)
 			res[k] = append(res[k], r)
 		}
 	}
@@ -168,16 +172,24 @@ func (e *env) streamingOnce(k kind, n int, kvFlags []string) (streamRun, error) 
 		return streamRun{}, fmt.Errorf("redis-benchmark: %v: %s", err, out)
 	}
 	var run streamRun
-	for {
+	for first := true; ; first = false {
 		mo, err := mc.infoInt("replication", "master_repl_offset")
 		if err != nil {
 			return streamRun{}, err
+		}
+		if first {
+			run.mpoll1 = time.Since(end)
 		}
 		ri, err := rc.info("replication")
 		if err != nil {
 			return streamRun{}, err
 		}
 		ro, _ := strconv.ParseInt(ri["slave_repl_offset"], 10, 64)
+		run.polls++
+		if first {
+			run.lag = mo - ro
+			run.poll1 = time.Since(end)
+		}
 		// A replica dropped during the run may be in a full resync: it has
 		// caught up once its link is up again with the master's offset.
 		if ro >= mo && ri["master_link_status"] == "up" && ri["master_sync_in_progress"] == "0" {
