@@ -319,6 +319,7 @@ func (a applier) BeginBatch() {
 
 // EndBatch implements psync.BatchApplier.
 func (a applier) EndBatch() {
+	a.s.applyWindow()
 	a.s.applyBatch = false
 	a.s.store.EndApply()
 }
@@ -327,6 +328,14 @@ func (a applier) EndBatch() {
 // an error reply) is logged and skipped, not fatal, as the replica would
 // otherwise stop following.
 //
+// Inside a batch, commands are copied into a window of up to
+// kv.PrefetchWindow and applied together when it is full or the batch
+// ends, after kv.Store.Prefetch has loaded the keys they will look up: the
+// cache misses of a window's keys then overlap instead of each stalling its
+// command in turn. The batch holds the store lock throughout, and psync
+// publishes the batch's offsets only after EndBatch, so nothing can observe
+// a command received but not yet applied.
+//
 // Inside a MULTI block the engine only queues commands, so the applied
 // offset stays before MULTI until EXEC, as Redis keeps its master client's
 // offset: a sub-replica's snapshot taken meanwhile then lacks the whole
@@ -334,11 +343,13 @@ func (a applier) EndBatch() {
 // command it would run outside any transaction.
 func (a applier) Apply(cmd psync.Command) error {
 	s := a.s
-	apply := s.store.ApplyAtomically
 	if s.applyBatch {
-		apply = s.store.ApplyLocked
+		if s.window.add(cmd) == kv.PrefetchWindow {
+			s.applyWindow()
+		}
+		return nil
 	}
-	err := apply(&s.stream, cmd.Args, func() {
+	err := s.store.ApplyAtomically(&s.stream, cmd.Args, func() {
 		if !s.stream.InMulti() {
 			s.applied = cmd.Offset
 		}
@@ -347,6 +358,58 @@ func (a applier) Apply(cmd psync.Command) error {
 		s.log.Warn("replication stream: command skipped", "cmd", cmd.Name(), "offset", cmd.Offset, "err", err)
 	}
 	return nil
+}
+
+// applyWindow applies the window's commands, under the batch's hold of the
+// store lock.
+func (s *server) applyWindow() {
+	w := &s.window
+	s.store.Prefetch(s.stream.DB, w.args)
+	for i, argv := range w.args {
+		if err := s.store.ApplyLocked(&s.stream, argv, nil); err != nil {
+			c := psync.Command{Args: argv}
+			s.log.Warn("replication stream: command skipped", "cmd", c.Name(), "offset", w.offsets[i], "err", err)
+		}
+		if !s.stream.InMulti() {
+			s.applied = w.offsets[i]
+		}
+	}
+	w.reset()
+}
+
+// applyWindow holds copies of commands waiting to be applied: their
+// arguments, in one buffer reused from window to window.
+type applyWindow struct {
+	args    [][][]byte
+	offsets []int64
+	argv    [][]byte // the windows' argument lists, end to end
+	buf     []byte   // their bytes
+}
+
+// add copies cmd into the window and returns the number of commands there.
+func (w *applyWindow) add(cmd psync.Command) int {
+	start := len(w.argv)
+	for _, a := range cmd.Args {
+		n := len(w.buf)
+		w.buf = append(w.buf, a...)
+		w.argv = append(w.argv, w.buf[n:len(w.buf):len(w.buf)])
+	}
+	w.args = append(w.args, w.argv[start:len(w.argv):len(w.argv)])
+	w.offsets = append(w.offsets, cmd.Offset)
+	return len(w.args)
+}
+
+// reset empties the window, keeping its memory unless a large command grew
+// it far beyond the usual.
+func (w *applyWindow) reset() {
+	clear(w.args)
+	w.args, w.offsets = w.args[:0], w.offsets[:0]
+	if cap(w.buf) > 1<<20 {
+		w.buf, w.argv = nil, nil
+	} else {
+		clear(w.argv)
+		w.buf, w.argv = w.buf[:0], w.argv[:0]
+	}
 }
 
 // waitAcks implements WAIT for the client whose last write ended at offset.

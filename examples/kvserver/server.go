@@ -51,8 +51,9 @@ type server struct {
 	applied int64     // offset of the last command applied (or snapshot loaded)
 	stream  kv.Client // the master link's client; its DB follows SELECT
 	// applyBatch is true between the applier's BeginBatch and EndBatch;
-	// only psync's stream goroutine reads or writes it.
+	// only psync's stream goroutine reads or writes it, and the window.
 	applyBatch bool
+	window     applyWindow
 
 	minReplicas atomic.Int64 // min-replicas-to-write
 	maxLag      atomic.Int64 // min-replicas-max-lag, ns
