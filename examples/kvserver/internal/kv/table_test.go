@@ -166,3 +166,34 @@ func BenchmarkKeyTableSet(b *testing.B) {
 		}
 	})
 }
+
+// TestPrefetchChangesNothing feeds Prefetch every shape of input, around
+// real keys, and checks that the dataset is untouched.
+func TestPrefetchChangesNothing(t *testing.T) {
+	s := New(Options{})
+	var c Client
+	for i := range 100 {
+		require.Equal(t, "+OK\r\n", run(s, &c, fmt.Sprintf("SET k%d v%d", i, i)))
+	}
+	run(s, &c, "RPUSH l a b")
+	before := s.Digest()
+	cmds := [][][]byte{
+		nil,
+		{[]byte("PING")},
+		{[]byte("SET"), []byte("k1"), []byte("x")},
+		{[]byte("SET"), []byte("absent"), []byte("x")},
+		{[]byte("GET"), []byte("l")},
+		{[]byte("SET"), []byte(""), []byte("x")},
+	}
+	for range PrefetchWindow {
+		cmds = append(cmds, [][]byte{[]byte("GET"), []byte("k2")})
+	}
+	s.BeginApply()
+	for _, db := range []int{-1, 0, 1, 16, 1 << 30} {
+		s.Prefetch(db, cmds)
+		s.Prefetch(db, nil)
+	}
+	s.EndApply()
+	assert.Equal(t, before, s.Digest())
+	assert.Equal(t, 101, s.DBSize(0))
+}
