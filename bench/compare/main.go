@@ -53,7 +53,7 @@ func main() {
 	flag.IntVar(&o.keys, "keys", 1_000_000, "keys loaded for the full resync and written by DEBUG POPULATE for the RDB decode")
 	flag.IntVar(&o.requests, "n", 1_000_000, "redis-benchmark requests (-n) of the streaming comparison")
 	flag.IntVar(&o.runs, "runs", 3, "repetitions of each comparison; the table shows medians")
-	flag.IntVar(&o.kills, "kills", 5, "link kills per pair in the partial resync comparison")
+	flag.IntVar(&o.kills, "kills", 15, "link kills per pair in the partial resync comparison")
 	flag.StringVar(&o.only, "only", "", "comma-separated sections to run: raw,rdb,partial,stream,full (default all)")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "markdown report to write (empty: none)")
 	flag.StringVar(&o.kvserver, "kvserver", "", "use this kvserver binary instead of building ./examples/kvserver")

@@ -217,6 +217,8 @@ func (e *env) streamingOnce(k kind, n int, kvFlags []string) (streamRun, error) 
 // partialRun is one CLIENT KILL TYPE master on a replica under load.
 type partialRun struct {
 	d       time.Duration // from the kill until the replica streams again
+	counted time.Duration // from the kill until the master counted the resync
+	polls   int           // INFO polls in between
 	partial bool          // the master counted a partial resync and no full one
 }
 
@@ -262,7 +264,7 @@ func (e *env) partialResync(kills int, logf func(string, ...any)) (map[kind][]pa
 			if !run.partial {
 				how = "NOT partial"
 			}
-			logf("link kill %d/%d %-8s streaming again after %v (%s)", i+1, kills, k, run.d.Round(10*time.Microsecond), how)
+			logf("link kill %d/%d %-8s streaming again after %v (%s; resync counted by the master at %v, %d polls)", i+1, kills, k, run.d.Round(10*time.Microsecond), how, run.counted.Round(10*time.Microsecond), run.polls)
 			res[k] = append(res[k], run)
 		}
 	}
@@ -296,7 +298,9 @@ func killOnce(m, r *server) (partialRun, error) {
 		return partialRun{}, fmt.Errorf("CLIENT KILL TYPE master: %v %v", n, err)
 	}
 	resynced := false
-	for {
+	var counted time.Duration
+	polls := 0
+	for ; ; polls++ {
 		if time.Since(start) > 30*time.Second {
 			return partialRun{}, errors.New("the replica did not come back in 30 s")
 		}
@@ -306,6 +310,7 @@ func killOnce(m, r *server) (partialRun, error) {
 				return partialRun{}, err
 			}
 			resynced = st["sync_partial_ok"] != st0["sync_partial_ok"] || st["sync_full"] != st0["sync_full"]
+			counted = time.Since(start)
 			continue
 		}
 		ri, err := rc.info("replication")
@@ -323,5 +328,5 @@ func killOnce(m, r *server) (partialRun, error) {
 		return partialRun{}, err
 	}
 	partial := st1["sync_full"] == st0["sync_full"] && st1["sync_partial_ok"] != st0["sync_partial_ok"]
-	return partialRun{d: d, partial: partial}, nil
+	return partialRun{d: d, partial: partial, counted: counted, polls: polls}, nil
 }
