@@ -38,6 +38,7 @@ type options struct {
 	keys     int    // keys of the full resync, and of the RDB file's DEBUG POPULATE
 	requests int    // redis-benchmark -n
 	runs     int    // repetitions of each comparison
+	streams  int    // repetitions of the streaming comparison
 	kills    int    // CLIENT KILL per pair
 	only     string // comma-separated sections to run
 	out      string // markdown file to write
@@ -53,6 +54,7 @@ func main() {
 	flag.IntVar(&o.keys, "keys", 1_000_000, "keys loaded for the full resync and written by DEBUG POPULATE for the RDB decode")
 	flag.IntVar(&o.requests, "n", 1_000_000, "redis-benchmark requests (-n) of the streaming comparison")
 	flag.IntVar(&o.runs, "runs", 3, "repetitions of each comparison; the table shows medians")
+	flag.IntVar(&o.streams, "stream-runs", 7, "repetitions of the streaming comparison, whose catch-up varies most from run to run")
 	flag.IntVar(&o.kills, "kills", 15, "link kills per pair in the partial resync comparison")
 	flag.StringVar(&o.only, "only", "", "comma-separated sections to run: raw,rdb,partial,stream,full (default all)")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "markdown report to write (empty: none)")
@@ -63,7 +65,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "small sizes (100k keys, 200k requests, one run): checks the program, not a result")
 	flag.Parse()
 	if o.quick {
-		o.keys, o.requests, o.runs, o.kills = 100_000, 200_000, 1, 3
+		o.keys, o.requests, o.runs, o.streams, o.kills = 100_000, 200_000, 1, 1, 3
 	}
 	if o.cpuprof != "" {
 		f, err := os.Create(o.cpuprof)
@@ -166,13 +168,13 @@ func run(o options) error {
 		}
 	}
 	if want("stream") {
-		res, err := e.streaming(o.requests, o.runs, nil, logf)
+		res, err := e.streaming(o.requests, o.streams, nil, logf)
 		if err != nil {
 			return err
 		}
 		r.stream = res
 		if o.backlog != "" {
-			res, err := e.streaming(o.requests, o.runs, []string{"--repl-backlog-size", o.backlog}, logf)
+			res, err := e.streaming(o.requests, o.streams, []string{"--repl-backlog-size", o.backlog}, logf)
 			if err != nil {
 				return err
 			}

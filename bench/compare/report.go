@@ -265,7 +265,7 @@ func (r *report) markdown(table string) string {
 	fmt.Fprintf(&b, "- nproc: %d; CPU: %s; %s\n", m.nproc, m.cpu, m.kernel)
 	fmt.Fprintf(&b, "- Go: %s; %s\n", m.goVersion, m.redis)
 	fmt.Fprintf(&b, "- date: %s; load average before %s, after %s; run took %s\n", m.date, r.loadBefore, r.loadAfter, r.elapsed.Round(time.Second))
-	fmt.Fprintf(&b, "- flags: -keys %d -n %d -runs %d -kills %d", r.opt.keys, r.opt.requests, r.opt.runs, r.opt.kills)
+	fmt.Fprintf(&b, "- flags: -keys %d -n %d -runs %d -stream-runs %d -kills %d", r.opt.keys, r.opt.requests, r.opt.runs, r.opt.streams, r.opt.kills)
 	if r.opt.quick {
 		b.WriteString(" (-quick: NOT the target sizes)")
 	}
