@@ -702,8 +702,6 @@ func (b *streamBatch) commit(p []byte, end int64) {
 	}
 }
 
-// flush writes the pending bytes to the backlog, then publishes the offsets:
-// whoever sees an offset finds its bytes in the backlog.
 // apply applies cmd, within a batch when the Applier batches.
 func (b *streamBatch) apply(app Applier, cmd Command) error {
 	if b.batcher != nil {
@@ -719,6 +717,9 @@ func (b *streamBatch) apply(app Applier, cmd Command) error {
 	return app.Apply(cmd)
 }
 
+// flush ends the Applier's batch, writes the pending bytes to the backlog,
+// then publishes the offsets: whoever sees an offset finds its bytes in the
+// backlog and their commands applied.
 func (b *streamBatch) flush() {
 	if b.inBatch {
 		b.inBatch = false
