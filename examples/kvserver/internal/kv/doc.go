@@ -17,8 +17,8 @@
 // in the same hold) runs the commands received from the master.
 //
 // Full resynchronisation uses Snapshot: capturing one is cheap (the
-// per-database key maps are copied, values are shared and copied on write
-// later), and writing it out as RDB (WriteRDB, or WriteEntries for the rdb
+// per-database key tables and expiry maps are copied, values are shared and
+// copied on write later), and writing it out as RDB (WriteRDB, or WriteEntries for the rdb
 // package's psync adapter) runs alongside new writes. On the replica side,
 // LoadRDB, or a Builder under rdb.Loader, builds a separate Dataset from
 // an RDB stream, and Swap installs it in one step.

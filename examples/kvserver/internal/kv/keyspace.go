@@ -79,7 +79,7 @@ func (x *execCtx) setString(key, val []byte, keepTTL bool) {
 // setStringOver is setString for a caller that already looked key up: old
 // is its current value or nil. A string value that no live snapshot can see
 // is changed in place, reusing its bytes when the new value fits, which
-// spares the allocations and the map assignment of a new object: the
+// spares the allocations and the table insertion of a new object: the
 // common SET of an existing key, on a master and on a replica applying
 // the stream.
 func (x *execCtx) setStringOver(key []byte, old *object, val []byte, keepTTL bool) {

@@ -66,7 +66,7 @@ type keyObject struct {
 
 // prefetch touches the memory of each key, object and string value of kos,
 // so that their cache misses overlap instead of each stalling the encoder
-// in turn: the map hands out keys in hash order, each object and value
+// in turn: the table hands out keys in hash order, each object and value
 // is somewhere else in memory, and without this the snapshot writer spends
 // most of its time waiting for memory.
 func prefetch(kos []keyObject) {
@@ -101,7 +101,7 @@ func NewDataset(n int) *Dataset {
 
 // Reserve makes room for keys keys, expires of them with an expiry, in
 // database db, before they are added: an RDB's RESIZEDB hint. Growing a
-// map of a million keys one insertion at a time rehashes them about twice
+// table of a million keys one insertion at a time moves them about twice
 // over, so a load that knows its size in advance runs much faster. It
 // does nothing for a database that already holds keys or an invalid db.
 // Hints are capped (4Mi keys), so a hostile file cannot make it reserve

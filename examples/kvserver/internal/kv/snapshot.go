@@ -3,7 +3,7 @@ package kv
 import "maps"
 
 // Snapshot is a point-in-time view of the whole dataset, for a full
-// resynchronisation. Taking one copies only the per-database key and
+// resynchronisation. Taking one copies only the per-database key tables and
 // expiry maps; the values are shared with the live store, which clones a
 // value before its first change after the snapshot (copy on write). A
 // Snapshot can therefore be read, for instance by WriteRDB, while commands
