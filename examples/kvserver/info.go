@@ -46,10 +46,22 @@ func (s *server) info(args [][]byte) []byte {
 		Commands: s.totalCmds.Load(),
 		Expired:  s.expiredKeys.Load(),
 	}
-	d.Memory = heapInUse()
-	for _, c := range s.connections() {
-		if c.kind.Load() == kindNormal {
-			d.Clients++
+	sections := make([]string, 0, len(args))
+	for _, a := range args {
+		sections = append(sections, strings.ToLower(string(a)))
+	}
+	// Only what the sections shown need: INFO is polled often, and the
+	// keyspace figures wait for the store lock, which a replica holds for
+	// a whole batch of the stream and a master for a client's pipeline.
+	want := infoWanted(sections)
+	if want["memory"] {
+		d.Memory = heapInUse()
+	}
+	if want["clients"] {
+		for _, c := range s.connections() {
+			if c.kind.Load() == kindNormal {
+				d.Clients++
+			}
 		}
 	}
 	s.roleMu.Lock()
@@ -58,15 +70,12 @@ func (s *server) info(args [][]byte) []byte {
 		d.Replica, d.MHost, d.MPort = &st, rl.host, rl.port
 	}
 	s.roleMu.Unlock()
-	for i := range s.store.Databases() {
-		k, e := s.store.DBStats(i)
-		if k > 0 {
-			d.Keyspace = append(d.Keyspace, dbInfo{DB: i, Keys: k, Expires: e})
-		}
-	}
-	sections := make([]string, 0, len(args))
-	for _, a := range args {
-		sections = append(sections, strings.ToLower(string(a)))
+	if want["keyspace"] {
+		s.store.KeyspaceStats(func(db, keys, expires int) {
+			if keys > 0 {
+				d.Keyspace = append(d.Keyspace, dbInfo{DB: db, Keys: keys, Expires: expires})
+			}
+		})
 	}
 	return psyncBulk(formatInfo(sections, &d))
 }
@@ -88,9 +97,9 @@ func psyncBulk(s string) []byte { return psync.AppendBulkString(nil, s) }
 // infoSections are the sections kvserver reports, in Redis's order.
 var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication", "keyspace"}
 
-// formatInfo renders the requested sections (all when none, "all",
-// "default" or "everything") with Redis's field names and CRLF line ends.
-func formatInfo(sections []string, d *infoData) string {
+// infoWanted returns the sections to show: those named, every one for none,
+// "all", "default" or "everything".
+func infoWanted(sections []string) map[string]bool {
 	want := map[string]bool{}
 	for _, s := range sections {
 		switch s {
@@ -107,6 +116,13 @@ func formatInfo(sections []string, d *infoData) string {
 			want[n] = true
 		}
 	}
+	return want
+}
+
+// formatInfo renders the requested sections (all when none, "all",
+// "default" or "everything") with Redis's field names and CRLF line ends.
+func formatInfo(sections []string, d *infoData) string {
+	want := infoWanted(sections)
 	var b strings.Builder
 	line := func(format string, a ...any) {
 		fmt.Fprintf(&b, format, a...)

@@ -460,3 +460,33 @@ func TestCommandCountInPipeline(t *testing.T) {
 	assert.Contains(t, r, " db=3 ")
 	assert.Contains(t, r, " cmd=get ")
 }
+
+// INFO sections other than keyspace do not wait for the store lock, which a
+// replica holds for a whole batch of the stream: polling replication
+// figures must not queue behind the apply loop.
+func TestInfoWithoutKeyspaceSkipsStoreLock(t *testing.T) {
+	a := startServer(t)
+	ca := a.client(t)
+	ca.must("SET", "k", "v")
+	a.store.BeginApply() // as a replica's batch holds it
+	got := make(chan []byte, 1)
+	go func() { got <- a.info([][]byte{[]byte("replication"), []byte("stats")}) }()
+	select {
+	case r := <-got:
+		assert.Contains(t, string(r), "master_repl_offset:")
+		assert.Contains(t, string(r), "sync_full:")
+		assert.NotContains(t, string(r), "# Keyspace")
+	case <-time.After(5 * time.Second):
+		a.store.EndApply()
+		t.Fatal("INFO replication stats waited for the store lock")
+	}
+	keyspace := make(chan []byte, 1)
+	go func() { keyspace <- a.info([][]byte{[]byte("keyspace")}) }()
+	select {
+	case <-keyspace:
+		t.Fatal("INFO keyspace read the key counts without the store lock")
+	case <-time.After(50 * time.Millisecond):
+	}
+	a.store.EndApply()
+	assert.Contains(t, string(<-keyspace), "db0:keys=1,expires=0")
+}

@@ -190,6 +190,16 @@ func (s *Store) DBStats(i int) (keys, expires int) {
 	return s.dbs[i].keys.len(), len(s.dbs[i].expires)
 }
 
+// KeyspaceStats calls fn with every database's DBStats, in order, from one
+// hold of the store lock (fn must not call the Store).
+func (s *Store) KeyspaceStats(fn func(db, keys, expires int)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, d := range s.dbs {
+		fn(i, d.keys.len(), len(d.expires))
+	}
+}
+
 // Exec runs one client command and returns out with the RESP reply
 // appended. argv[0] is the command name, matched case-insensitively; an
 // empty argv appends nothing. Exec does not keep argv or its elements
