@@ -329,8 +329,9 @@ func (a applier) EndBatch() {
 // otherwise stop following.
 //
 // Inside a batch, commands are copied into a window of up to
-// kv.PrefetchWindow and applied together when it is full or the batch
-// ends, after kv.Store.Prefetch has loaded the keys they will look up: the
+// kv.PrefetchWindow and applied together when it is full, the batch ends
+// or a command too large to copy (over maxWindowed) comes, after
+// kv.Store.Prefetch has loaded the keys they will look up: the
 // cache misses of a window's keys then overlap instead of each stalling its
 // command in turn. The batch holds the store lock throughout, and psync
 // publishes the batch's offsets only after EndBatch, so nothing can observe
@@ -343,10 +344,15 @@ func (a applier) EndBatch() {
 // command it would run outside any transaction.
 func (a applier) Apply(cmd psync.Command) error {
 	s := a.s
-	if s.applyBatch {
+	if s.applyBatch && len(cmd.Raw) <= maxWindowed {
 		if s.window.add(cmd) == kv.PrefetchWindow {
 			s.applyWindow()
 		}
+		return nil
+	}
+	if s.applyBatch { // too large to be worth a copy: in order, after the window
+		s.applyWindow()
+		s.applyLocked(cmd.Args, cmd.Offset)
 		return nil
 	}
 	err := s.store.ApplyAtomically(&s.stream, cmd.Args, func() {
@@ -366,16 +372,25 @@ func (s *server) applyWindow() {
 	w := &s.window
 	s.store.Prefetch(s.stream.DB, w.args)
 	for i, argv := range w.args {
-		if err := s.store.ApplyLocked(&s.stream, argv, nil); err != nil {
-			c := psync.Command{Args: argv}
-			s.log.Warn("replication stream: command skipped", "cmd", c.Name(), "offset", w.offsets[i], "err", err)
-		}
-		if !s.stream.InMulti() {
-			s.applied = w.offsets[i]
-		}
+		s.applyLocked(argv, w.offsets[i])
 	}
 	w.reset()
 }
+
+// applyLocked applies one command of a batch, which ends at offset.
+func (s *server) applyLocked(argv [][]byte, offset int64) {
+	if err := s.store.ApplyLocked(&s.stream, argv, nil); err != nil {
+		c := psync.Command{Args: argv}
+		s.log.Warn("replication stream: command skipped", "cmd", c.Name(), "offset", offset, "err", err)
+	}
+	if !s.stream.InMulti() {
+		s.applied = offset
+	}
+}
+
+// maxWindowed is the largest command (on the wire) copied into the window;
+// a larger one is applied where it lies, after the window's commands.
+const maxWindowed = 16 << 10
 
 // applyWindow holds copies of commands waiting to be applied: their
 // arguments, in one buffer reused from window to window.

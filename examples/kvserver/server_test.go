@@ -490,3 +490,41 @@ func TestInfoWithoutKeyspaceSkipsStoreLock(t *testing.T) {
 	a.store.EndApply()
 	assert.Contains(t, string(<-keyspace), "db0:keys=1,expires=0")
 }
+
+// A replica's batch mixes commands copied into its prefetch window with
+// commands too large to copy, applied where they lie; the order of the
+// stream must survive the mix.
+func TestReplicaWindowKeepsOrderAroundLargeCommands(t *testing.T) {
+	a := startServer(t)
+	b := startServer(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(a.port))
+	ca, cb := a.client(t), b.client(t)
+	ca.must("SET", "start", "1")
+	waitSynced(t, ca, cb)
+	var req []byte
+	n := 0
+	cmd := func(args ...string) { req, n = psync.AppendCommandString(req, args...), n+1 }
+	for i := range 200 {
+		size := 10
+		if i%7 == 3 {
+			size = maxWindowed + i // on the wire, larger than maxWindowed
+		}
+		v := strings.Repeat(strconv.Itoa(i%10), size)
+		cmd("SET", "k", v)
+		cmd("RPUSH", "order", strconv.Itoa(i))
+		cmd("APPEND", "log", v[:1])
+		if i%50 == 0 {
+			cmd("SELECT", "1")
+			cmd("SET", "k", v)
+			cmd("SELECT", "0")
+		}
+	}
+	_, err := ca.nc.Write(req)
+	require.NoError(t, err)
+	for range n {
+		_, err := readReply(ca.rd)
+		require.NoError(t, err)
+	}
+	waitSameData(t, a, b)
+	assert.Equal(t, "9", strings.TrimSpace(cb.str("GET", "k")[:1]))
+	assert.Equal(t, int64(200), cb.int("LLEN", "order"))
+}
