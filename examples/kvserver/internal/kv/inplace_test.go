@@ -160,3 +160,33 @@ func TestBuilderTakesSizeHints(t *testing.T) {
 	assert.Equal(t, 1000, keys)
 	assert.Equal(t, 1000, expires)
 }
+
+// A new string key shares one allocation with its value (newStringObject):
+// every way of changing the value in place must leave the key's bytes, and
+// so the key table, intact.
+func TestSharedKeyAndValueStayApart(t *testing.T) {
+	s := New(Options{})
+	var c Client
+	require.Equal(t, "+OK\r\n", run(s, &c, "SET key123 abcdefghij"))
+	o := s.dbs[0].keys.get("key123")
+	require.NotNil(t, o)
+	require.Equal(t, 10, cap(o.str), "the value's capacity ends where the allocation does")
+	for _, cmd := range []string{
+		"SET key123 ABCDEFGHIJ",    // same length, in place
+		"SET key123 xy",            // shorter, in place
+		"APPEND key123 QRSTUVWX",   // fills the allocation
+		"APPEND key123 0123456789", // outgrows it
+		"SET key123 41",
+		"INCR key123",
+		"SET key123 zzzzzzzz",
+	} {
+		run(s, &c, cmd)
+		assert.Equal(t, "key123", o.key, "after %s", cmd)
+		assert.NotNil(t, s.dbs[0].keys.get("key123"), "after %s", cmd)
+	}
+	assert.Equal(t, "$8\r\nzzzzzzzz\r\n", run(s, &c, "GET key123"))
+	assert.Equal(t, ":1\r\n", run(s, &c, "DEL key123"))
+	assert.Nil(t, s.dbs[0].keys.get("key123"))
+	require.Equal(t, "+OK\r\n", run(s, &c, "SET \"\" v"), "the empty key takes the other path")
+	assert.Equal(t, "$1\r\nv\r\n", run(s, &c, "GET \"\""))
+}

@@ -90,6 +90,8 @@ func (x *execCtx) setStringOver(key []byte, old *object, val []byte, keepTTL boo
 		} else {
 			old.str, old.ownStr = cloneBytes(val), true
 		}
+	} else if old == nil && len(key) > 0 {
+		x.db.keys.put(bstr(key), newStringObject(key, val, s.epoch))
 	} else {
 		x.db.keys.put(bstr(key), &object{kind: kindString, epoch: s.epoch, ownStr: true, str: cloneBytes(val)})
 	}

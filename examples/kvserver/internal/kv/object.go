@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"unsafe"
 )
 
 // kind is the type of a stored value, as TYPE names it.
@@ -335,3 +336,19 @@ func sortedMembers(set map[string]struct{}) []string {
 }
 
 func cloneBytes(b []byte) []byte { return append(make([]byte, 0, len(b)), b...) }
+
+// newStringObject returns a string object for a new, non-empty key whose
+// key and value share one allocation: the key's bytes first, never written
+// again (object.key is a string over them), then the value's, which the
+// object owns and may overwrite in place (str's capacity ends where the
+// allocation does, so no write reaches the key). One object fewer per key
+// to allocate and for the garbage collector to mark. If the value later
+// outgrows its place, the key keeps the first allocation alive, so a key
+// costs at most its first value's size in addition.
+func newStringObject(key, val []byte, epoch uint64) *object {
+	buf := make([]byte, len(key)+len(val))
+	copy(buf, key)
+	copy(buf[len(key):], val)
+	return &object{kind: kindString, epoch: epoch, ownStr: true,
+		key: unsafe.String(unsafe.SliceData(buf), len(key)), str: buf[len(key):]}
+}
