@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -203,4 +204,17 @@ func BenchmarkApplySetStream(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkGCWithKeyspace measures one full garbage collection (ns/op)
+// while a store of benchKeys string keys, set by SET, is live: the marking
+// work a store's keyspace puts on every GC cycle, which is what makes a
+// replica fall behind while its collector runs (bench/compare/notes.md).
+func BenchmarkGCWithKeyspace(b *testing.B) {
+	s := benchStore()
+	runtime.GC()
+	for b.Loop() {
+		runtime.GC()
+	}
+	runtime.KeepAlive(s)
 }
