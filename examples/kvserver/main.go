@@ -18,8 +18,8 @@
 // --min-replicas-to-write, --min-replicas-max-lag, --databases and
 // --loglevel, and kvserver's own --cpuprofile FILE (a Go CPU profile of the
 // run, written at shutdown). Persistence options (--save, --appendonly, --dir ...) are
-// accepted and ignored: kvserver keeps nothing on disk. Go's GC runs at
-// GOGC=200 unless the environment sets GOGC.
+// accepted and ignored: kvserver keeps nothing on disk. Go's GC runs at its
+// default (GOGC=100, or what the environment sets).
 //
 // Server commands: AUTH, QUIT, SHUTDOWN, COMMAND (minimal), CONFIG GET/SET,
 // CLIENT ID/SETNAME/GETNAME/LIST/KILL, INFO, REPLICAOF/SLAVEOF, ROLE, WAIT,
@@ -57,7 +57,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 )
@@ -69,13 +68,6 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	if os.Getenv("GOGC") == "" {
-		// A dataset server's heap is mostly live data: collecting at twice
-		// the live heap instead of Go's default 100 % halves the GC cycles
-		// while it grows, for up to 3x the live heap in memory. GOGC in the
-		// environment overrides it.
-		debug.SetGCPercent(200)
-	}
 	if err := run(cfg, log); err != nil {
 		log.Error("kvserver stopped", "err", err)
 		os.Exit(1)
