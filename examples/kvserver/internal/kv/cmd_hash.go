@@ -6,15 +6,9 @@ func cmdHSet(x *execCtx) {
 		return
 	}
 	key := x.argv[1]
-	o, ok := x.lookupType(key, kindHash)
-	if !ok {
-		return
-	}
+	o := x.lookupWritable(key, kindHash)
 	if o == nil {
-		o = x.newObject(kindHash)
-		x.add(key, o)
-	} else {
-		o = x.mutable(key, o)
+		return
 	}
 	added := int64(0)
 	for i := 2; i < len(x.argv); i += 2 {
@@ -31,24 +25,16 @@ func cmdHSet(x *execCtx) {
 }
 
 func cmdHGet(x *execCtx) {
-	o, ok := x.lookupType(x.argv[1], kindHash)
-	if !ok {
-		return
-	}
+	o := x.lookupOr(x.argv[1], kindHash, missingNull)
 	if o == nil {
-		x.null()
 		return
 	}
 	x.bulkOrNull(o.hash.get(x.argv[2]))
 }
 
 func cmdHExists(x *execCtx) {
-	o, ok := x.lookupType(x.argv[1], kindHash)
-	if !ok {
-		return
-	}
+	o := x.lookupOr(x.argv[1], kindHash, missingZero)
 	if o == nil {
-		x.int(0)
 		return
 	}
 	if _, has := o.hash.get(x.argv[2]); has {
@@ -59,36 +45,12 @@ func cmdHExists(x *execCtx) {
 }
 
 func cmdHDel(x *execCtx) {
-	key := x.argv[1]
-	o, ok := x.lookupType(key, kindHash)
-	if !ok {
-		return
-	}
-	if o == nil {
-		x.int(0)
-		return
-	}
-	o = x.mutable(key, o)
-	n := int64(0)
-	for _, f := range x.argv[2:] {
-		if o.hash.del(f) {
-			n++
-		}
-	}
-	x.delIfEmpty(key, o)
-	if n > 0 {
-		x.propagateAsIs()
-	}
-	x.int(n)
+	x.removeMembers(kindHash, func(o *object, f []byte) bool { return o.hash.del(f) })
 }
 
 func cmdHGetAll(x *execCtx) {
-	o, ok := x.lookupType(x.argv[1], kindHash)
-	if !ok {
-		return
-	}
+	o := x.lookupOr(x.argv[1], kindHash, missingEmptyArray)
 	if o == nil {
-		x.array(0)
 		return
 	}
 	x.array(2 * o.hash.len())
@@ -99,12 +61,8 @@ func cmdHGetAll(x *execCtx) {
 }
 
 func cmdHLen(x *execCtx) {
-	o, ok := x.lookupType(x.argv[1], kindHash)
-	if !ok {
-		return
-	}
+	o := x.lookupOr(x.argv[1], kindHash, missingZero)
 	if o == nil {
-		x.int(0)
 		return
 	}
 	x.int(int64(o.hash.len()))
@@ -134,12 +92,7 @@ func cmdHIncrBy(x *execCtx) {
 		return
 	}
 	cur += by
-	if o == nil {
-		o = x.newObject(kindHash)
-		x.add(key, o)
-	} else {
-		o = x.mutable(key, o)
-	}
+	o = x.writable(key, o, kindHash)
 	o.hash.set(string(x.argv[2]), itob(cur))
 	x.propagateAsIs()
 	x.int(cur)

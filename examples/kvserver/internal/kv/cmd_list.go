@@ -3,15 +3,9 @@ package kv
 // cmdPush runs LPUSH and RPUSH.
 func cmdPush(x *execCtx) {
 	key := x.argv[1]
-	o, ok := x.lookupType(key, kindList)
-	if !ok {
-		return
-	}
+	o := x.lookupWritable(key, kindList)
 	if o == nil {
-		o = x.newObject(kindList)
-		x.add(key, o)
-	} else {
-		o = x.mutable(key, o)
+		return
 	}
 	left := x.cmd.name == "lpush"
 	for _, v := range x.argv[2:] {
@@ -40,16 +34,12 @@ func cmdPop(x *execCtx) {
 		}
 	}
 	key := x.argv[1]
-	o, ok := x.lookupType(key, kindList)
-	if !ok {
-		return
+	missing := missingNull
+	if hasCount {
+		missing = missingNullArray
 	}
+	o := x.lookupOr(key, kindList, missing)
 	if o == nil {
-		if hasCount {
-			x.nullArray()
-		} else {
-			x.null()
-		}
 		return
 	}
 	if hasCount && count == 0 {
@@ -74,25 +64,8 @@ func cmdPop(x *execCtx) {
 }
 
 func cmdLRange(x *execCtx) {
-	start, ok := x.argInt(2)
-	if !ok {
-		return
-	}
-	stop, ok := x.argInt(3)
-	if !ok {
-		return
-	}
-	o, ok := x.lookupType(x.argv[1], kindList)
-	if !ok {
-		return
-	}
+	o, lo, hi := x.lookupRange(kindList)
 	if o == nil {
-		x.array(0)
-		return
-	}
-	lo, hi, ok := rangeIndexes(start, stop, int64(o.list.len()))
-	if !ok {
-		x.array(0)
 		return
 	}
 	x.array(int(hi - lo + 1))
@@ -123,12 +96,8 @@ func rangeIndexes(start, stop, n int64) (int64, int64, bool) {
 }
 
 func cmdLLen(x *execCtx) {
-	o, ok := x.lookupType(x.argv[1], kindList)
-	if !ok {
-		return
-	}
+	o := x.lookupOr(x.argv[1], kindList, missingZero)
 	if o == nil {
-		x.int(0)
 		return
 	}
 	x.int(int64(o.list.len()))

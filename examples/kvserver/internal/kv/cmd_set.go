@@ -2,15 +2,9 @@ package kv
 
 func cmdSAdd(x *execCtx) {
 	key := x.argv[1]
-	o, ok := x.lookupType(key, kindSet)
-	if !ok {
-		return
-	}
+	o := x.lookupWritable(key, kindSet)
 	if o == nil {
-		o = x.newObject(kindSet)
-		x.add(key, o)
-	} else {
-		o = x.mutable(key, o)
+		return
 	}
 	added := int64(0)
 	for _, m := range x.argv[2:] {
@@ -26,39 +20,20 @@ func cmdSAdd(x *execCtx) {
 }
 
 func cmdSRem(x *execCtx) {
-	key := x.argv[1]
-	o, ok := x.lookupType(key, kindSet)
-	if !ok {
-		return
-	}
-	if o == nil {
-		x.int(0)
-		return
-	}
-	o = x.mutable(key, o)
-	n := int64(0)
-	for _, m := range x.argv[2:] {
-		if _, has := o.set[string(m)]; has {
-			delete(o.set, string(m))
-			n++
+	x.removeMembers(kindSet, func(o *object, m []byte) bool {
+		if _, has := o.set[string(m)]; !has {
+			return false
 		}
-	}
-	x.delIfEmpty(key, o)
-	if n > 0 {
-		x.propagateAsIs()
-	}
-	x.int(n)
+		delete(o.set, string(m))
+		return true
+	})
 }
 
 // cmdSMembers replies the members in byte order (Redis's order depends on
 // its encoding; only integer sets are ordered there).
 func cmdSMembers(x *execCtx) {
-	o, ok := x.lookupType(x.argv[1], kindSet)
-	if !ok {
-		return
-	}
+	o := x.lookupOr(x.argv[1], kindSet, missingEmptyArray)
 	if o == nil {
-		x.array(0)
 		return
 	}
 	members := sortedMembers(o.set)
@@ -69,12 +44,8 @@ func cmdSMembers(x *execCtx) {
 }
 
 func cmdSCard(x *execCtx) {
-	o, ok := x.lookupType(x.argv[1], kindSet)
-	if !ok {
-		return
-	}
+	o := x.lookupOr(x.argv[1], kindSet, missingZero)
 	if o == nil {
-		x.int(0)
 		return
 	}
 	x.int(int64(len(o.set)))
@@ -105,12 +76,8 @@ func cmdSPop(x *execCtx) {
 	}
 	key := x.argv[1]
 	if len(x.argv) == 2 {
-		o, ok := x.lookupType(key, kindSet)
-		if !ok {
-			return
-		}
+		o := x.lookupOr(key, kindSet, missingNull)
 		if o == nil {
-			x.null()
 			return
 		}
 		o = x.mutable(key, o)
@@ -127,11 +94,11 @@ func cmdSPop(x *execCtx) {
 	if !ok {
 		return
 	}
-	o, ok := x.lookupType(key, kindSet)
-	if !ok {
+	o := x.lookupOr(key, kindSet, missingEmptyArray)
+	if o == nil {
 		return
 	}
-	if o == nil || count == 0 {
+	if count == 0 {
 		x.array(0)
 		return
 	}

@@ -77,11 +77,8 @@ func (x *execCtx) zadd(flags, first int) {
 	}
 	var added, updated, processed int64
 	var score float64
-	if o == nil && !xx {
-		o = x.newObject(kindZSet)
-		x.add(key, o)
-	} else if o != nil {
-		o = x.mutable(key, o)
+	if o != nil || !xx {
+		o = x.writable(key, o, kindZSet)
 	}
 	if o != nil {
 		for j, s := range scores {
@@ -141,36 +138,12 @@ func (x *execCtx) zaddPropagate(changes int64) {
 }
 
 func cmdZRem(x *execCtx) {
-	key := x.argv[1]
-	o, ok := x.lookupType(key, kindZSet)
-	if !ok {
-		return
-	}
-	if o == nil {
-		x.int(0)
-		return
-	}
-	o = x.mutable(key, o)
-	n := int64(0)
-	for _, m := range x.argv[2:] {
-		if o.zset.del(m) {
-			n++
-		}
-	}
-	x.delIfEmpty(key, o)
-	if n > 0 {
-		x.propagateAsIs()
-	}
-	x.int(n)
+	x.removeMembers(kindZSet, func(o *object, m []byte) bool { return o.zset.del(m) })
 }
 
 func cmdZScore(x *execCtx) {
-	o, ok := x.lookupType(x.argv[1], kindZSet)
-	if !ok {
-		return
-	}
+	o := x.lookupOr(x.argv[1], kindZSet, missingNull)
 	if o == nil {
-		x.null()
 		return
 	}
 	s, has := o.zset.scores[string(x.argv[2])]
@@ -182,12 +155,8 @@ func cmdZScore(x *execCtx) {
 }
 
 func cmdZCard(x *execCtx) {
-	o, ok := x.lookupType(x.argv[1], kindZSet)
-	if !ok {
-		return
-	}
+	o := x.lookupOr(x.argv[1], kindZSet, missingZero)
 	if o == nil {
-		x.int(0)
 		return
 	}
 	x.int(int64(o.zset.len()))
@@ -265,28 +234,11 @@ func cmdZRange(x *execCtx) {
 		x.zrangeFiltered(byLex, rev, withScores, offset, count)
 		return
 	}
-	start, ok := x.argInt(2)
-	if !ok {
-		return
-	}
-	stop, ok := x.argInt(3)
-	if !ok {
-		return
-	}
-	o, ok := x.lookupType(x.argv[1], kindZSet)
-	if !ok {
-		return
-	}
+	o, lo, hi := x.lookupRange(kindZSet)
 	if o == nil {
-		x.array(0)
 		return
 	}
 	n := int64(o.zset.len())
-	lo, hi, ok := rangeIndexes(start, stop, n)
-	if !ok {
-		x.array(0)
-		return
-	}
 	x.zreply(hi-lo+1, withScores)
 	for i := lo; i <= hi; i++ {
 		j := i
@@ -368,11 +320,11 @@ func (x *execCtx) zrangeFiltered(byLex, rev, withScores bool, offset, count int6
 		}
 		in = func(m zmember) bool { return lo.aboveMin(m.score) && hi.belowMax(m.score) }
 	}
-	o, ok := x.lookupType(x.argv[1], kindZSet)
-	if !ok {
+	o := x.lookupOr(x.argv[1], kindZSet, missingEmptyArray)
+	if o == nil {
 		return
 	}
-	if o == nil || offset < 0 {
+	if offset < 0 {
 		x.array(0)
 		return
 	}
