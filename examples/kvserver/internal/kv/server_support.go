@@ -3,6 +3,7 @@ package kv
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/psyncio/psync/rdb"
 )
@@ -81,10 +82,13 @@ func prefetch(kos []keyObject) {
 			sink += o.str[0] + o.str[len(o.str)-1]
 		}
 	}
-	prefetchSink = sink
+	prefetchSink.Store(uint32(sink))
 }
 
-var prefetchSink byte
+// prefetchSink receives a value computed from the prefetched memory, so the
+// compiler cannot drop the loads. It is atomic because stores in the same
+// process (several replicas, several snapshots) prefetch at the same time.
+var prefetchSink atomic.Uint32
 
 // NewDataset returns an empty Dataset of the given number of databases
 // (16 when n <= 0), to be filled with Add and installed with Store.Swap.

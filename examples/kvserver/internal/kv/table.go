@@ -266,5 +266,5 @@ func (s *Store) Prefetch(db int, cmds [][][]byte) {
 			}
 		}
 	}
-	prefetchSink = byte(sink)
+	prefetchSink.Store(uint32(sink))
 }
