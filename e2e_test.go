@@ -164,6 +164,18 @@ func holdDials() {
 	gateMu.Unlock()
 }
 
+// waitReleased waits until m keeps nothing beyond its backlog for any
+// replica. Until the master notices a cut link, that link's cursor keeps
+// what it has not sent (as Redis 7 keeps the shared replication buffer a
+// replica still references), and a replica reconnecting meanwhile could
+// rightly continue from it: a test that wants the reconnection to fall
+// outside the backlog waits for this first.
+func waitReleased(t *testing.T, m *node) {
+	t.Helper()
+	require.Eventually(t, func() bool { return m.m.Backlog().Retained() == 0 }, 5*time.Second, time.Millisecond,
+		"the cut link's retention released")
+}
+
 func releaseDials() {
 	gateMu.Lock()
 	close(gateCh)
@@ -197,6 +209,7 @@ func TestFirstSyncStreamingCutAndOverflow(t *testing.T) {
 		holdDials()
 		cut()
 		writeN(t, m, "overflow", 200, 1000) // 200 KB > 64 KiB backlog
+		waitReleased(t, m)
 		releaseDials()
 		waitSynced(t, f, m)
 		st = f.r.Stats()

@@ -114,6 +114,7 @@ func testChain(t *testing.T, tr string) {
 	holdDials()
 	d1.Last().Cut()
 	writeN(t, top, "e", 200, 1000)
+	waitReleased(t, top)
 	releaseDials()
 	waitSynced(t, mid.follower, top)
 	waitSynced(t, leaf, top)
