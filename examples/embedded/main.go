@@ -78,6 +78,14 @@ func main() {
 		c.Cut()
 	}
 	write(store, "event", 1000, 40)
+	// Until the master notices a cut link, it keeps what that link had not
+	// sent yet (as Redis 7 keeps a replica's share of its replication
+	// buffer), and a replica back before then could still continue from it.
+	for deadline := time.Now().Add(10 * time.Second); master.Backlog().Retained() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			log.Fatal("the master still keeps data for the cut links")
+		}
+	}
 	gate.release()
 	for _, r := range replicas {
 		r.waitFor(master)
