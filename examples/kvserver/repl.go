@@ -414,17 +414,12 @@ func (w *applyWindow) add(cmd psync.Command) int {
 	return len(w.args)
 }
 
-// reset empties the window, keeping its memory unless a large command grew
-// it far beyond the usual.
+// reset empties the window, keeping its memory: at most kv.PrefetchWindow
+// commands of maxWindowed bytes, 512 KiB.
 func (w *applyWindow) reset() {
 	clear(w.args)
-	w.args, w.offsets = w.args[:0], w.offsets[:0]
-	if cap(w.buf) > 1<<20 {
-		w.buf, w.argv = nil, nil
-	} else {
-		clear(w.argv)
-		w.buf, w.argv = w.buf[:0], w.argv[:0]
-	}
+	clear(w.argv)
+	w.args, w.offsets, w.argv, w.buf = w.args[:0], w.offsets[:0], w.argv[:0], w.buf[:0]
 }
 
 // waitAcks implements WAIT for the client whose last write ended at offset.
