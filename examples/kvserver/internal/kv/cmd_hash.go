@@ -12,7 +12,7 @@ func cmdHSet(x *execCtx) {
 	}
 	added := int64(0)
 	for i := 2; i < len(x.argv); i += 2 {
-		if o.hash.set(string(x.argv[i]), cloneBytes(x.argv[i+1])) {
+		if o.hash().set(string(x.argv[i]), cloneBytes(x.argv[i+1])) {
 			added++
 		}
 	}
@@ -29,7 +29,7 @@ func cmdHGet(x *execCtx) {
 	if o == nil {
 		return
 	}
-	x.bulkOrNull(o.hash.get(x.argv[2]))
+	x.bulkOrNull(o.hash().get(x.argv[2]))
 }
 
 func cmdHExists(x *execCtx) {
@@ -37,7 +37,7 @@ func cmdHExists(x *execCtx) {
 	if o == nil {
 		return
 	}
-	if _, has := o.hash.get(x.argv[2]); has {
+	if _, has := o.hash().get(x.argv[2]); has {
 		x.int(1)
 	} else {
 		x.int(0)
@@ -45,7 +45,7 @@ func cmdHExists(x *execCtx) {
 }
 
 func cmdHDel(x *execCtx) {
-	x.removeMembers(kindHash, func(o *object, f []byte) bool { return o.hash.del(f) })
+	x.removeMembers(kindHash, func(o *object, f []byte) bool { return o.hash().del(f) })
 }
 
 func cmdHGetAll(x *execCtx) {
@@ -53,8 +53,8 @@ func cmdHGetAll(x *execCtx) {
 	if o == nil {
 		return
 	}
-	x.array(2 * o.hash.len())
-	o.hash.each(func(field string, value []byte) {
+	x.array(2 * o.hash().len())
+	o.hash().each(func(field string, value []byte) {
 		x.bulkString(field)
 		x.bulk(value)
 	})
@@ -65,7 +65,7 @@ func cmdHLen(x *execCtx) {
 	if o == nil {
 		return
 	}
-	x.int(int64(o.hash.len()))
+	x.int(int64(o.hash().len()))
 }
 
 func cmdHIncrBy(x *execCtx) {
@@ -80,7 +80,7 @@ func cmdHIncrBy(x *execCtx) {
 	}
 	var cur int64
 	if o != nil {
-		if v, has := o.hash.get(x.argv[2]); has {
+		if v, has := o.hash().get(x.argv[2]); has {
 			if cur, ok = parseInt(v); !ok {
 				x.err("ERR hash value is not an integer")
 				return
@@ -93,7 +93,7 @@ func cmdHIncrBy(x *execCtx) {
 	}
 	cur += by
 	o = x.writable(key, o, kindHash)
-	o.hash.set(string(x.argv[2]), itob(cur))
+	o.hash().set(string(x.argv[2]), itob(cur))
 	x.propagateAsIs()
 	x.int(cur)
 }
@@ -109,6 +109,6 @@ func cmdHMGet(x *execCtx) {
 			x.null()
 			continue
 		}
-		x.bulkOrNull(o.hash.get(f))
+		x.bulkOrNull(o.hash().get(f))
 	}
 }

@@ -10,13 +10,13 @@ func cmdPush(x *execCtx) {
 	left := x.cmd.name == "lpush"
 	for _, v := range x.argv[2:] {
 		if left {
-			o.list.pushFront(cloneBytes(v))
+			o.list().pushFront(cloneBytes(v))
 		} else {
-			o.list.pushBack(cloneBytes(v))
+			o.list().pushBack(cloneBytes(v))
 		}
 	}
 	x.propagateAsIs()
-	x.int(int64(o.list.len()))
+	x.int(int64(o.list().len()))
 }
 
 // cmdPop runs LPOP and RPOP, with an optional count.
@@ -48,15 +48,15 @@ func cmdPop(x *execCtx) {
 	}
 	o = x.mutable(key, o)
 	left := x.cmd.name == "lpop"
-	n := min(count, int64(o.list.len()))
+	n := min(count, int64(o.list().len()))
 	if hasCount {
 		x.array(int(n))
 	}
 	for range n {
 		if left {
-			x.bulk(o.list.popFront())
+			x.bulk(o.list().popFront())
 		} else {
-			x.bulk(o.list.popBack())
+			x.bulk(o.list().popBack())
 		}
 	}
 	x.delIfEmpty(key, o)
@@ -70,7 +70,7 @@ func cmdLRange(x *execCtx) {
 	}
 	x.array(int(hi - lo + 1))
 	for i := lo; i <= hi; i++ {
-		x.bulk(o.list.at(int(i)))
+		x.bulk(o.list().at(int(i)))
 	}
 }
 
@@ -100,5 +100,5 @@ func cmdLLen(x *execCtx) {
 	if o == nil {
 		return
 	}
-	x.int(int64(o.list.len()))
+	x.int(int64(o.list().len()))
 }

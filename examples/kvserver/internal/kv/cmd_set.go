@@ -8,8 +8,8 @@ func cmdSAdd(x *execCtx) {
 	}
 	added := int64(0)
 	for _, m := range x.argv[2:] {
-		if _, has := o.set[string(m)]; !has {
-			o.set[string(m)] = struct{}{}
+		if _, has := o.set()[string(m)]; !has {
+			o.set()[string(m)] = struct{}{}
 			added++
 		}
 	}
@@ -21,10 +21,10 @@ func cmdSAdd(x *execCtx) {
 
 func cmdSRem(x *execCtx) {
 	x.removeMembers(kindSet, func(o *object, m []byte) bool {
-		if _, has := o.set[string(m)]; !has {
+		if _, has := o.set()[string(m)]; !has {
 			return false
 		}
-		delete(o.set, string(m))
+		delete(o.set(), string(m))
 		return true
 	})
 }
@@ -36,7 +36,7 @@ func cmdSMembers(x *execCtx) {
 	if o == nil {
 		return
 	}
-	members := sortedMembers(o.set)
+	members := sortedMembers(o.set())
 	x.array(len(members))
 	for _, m := range members {
 		x.bulkString(m)
@@ -48,7 +48,7 @@ func cmdSCard(x *execCtx) {
 	if o == nil {
 		return
 	}
-	x.int(int64(len(o.set)))
+	x.int(int64(len(o.set())))
 }
 
 func cmdSIsMember(x *execCtx) {
@@ -57,7 +57,7 @@ func cmdSIsMember(x *execCtx) {
 		return
 	}
 	if o != nil {
-		if _, has := o.set[string(x.argv[2])]; has {
+		if _, has := o.set()[string(x.argv[2])]; has {
 			x.int(1)
 			return
 		}
@@ -81,8 +81,8 @@ func cmdSPop(x *execCtx) {
 			return
 		}
 		o = x.mutable(key, o)
-		for m := range o.set {
-			delete(o.set, m)
+		for m := range o.set() {
+			delete(o.set(), m)
 			x.bulkString(m)
 			x.propagate(wordSREM, key, []byte(m))
 			break
@@ -102,8 +102,8 @@ func cmdSPop(x *execCtx) {
 		x.array(0)
 		return
 	}
-	if count >= int64(len(o.set)) {
-		members := sortedMembers(o.set)
+	if count >= int64(len(o.set())) {
+		members := sortedMembers(o.set())
 		x.del(key)
 		x.propagate(wordDEL, key)
 		x.array(len(members))
@@ -114,12 +114,12 @@ func cmdSPop(x *execCtx) {
 	}
 	o = x.mutable(key, o)
 	x.array(int(count))
-	for m := range o.set {
+	for m := range o.set() {
 		if count == 0 {
 			break
 		}
 		count--
-		delete(o.set, m)
+		delete(o.set(), m)
 		x.bulkString(m)
 		x.propagate(wordSREM, key, []byte(m))
 	}

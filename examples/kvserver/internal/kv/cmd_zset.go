@@ -83,7 +83,7 @@ func (x *execCtx) zadd(flags, first int) {
 	if o != nil {
 		for j, s := range scores {
 			member := string(x.argv[first+2*j+1])
-			cur, exists := o.zset.scores[member]
+			cur, exists := o.zset().scores[member]
 			switch {
 			case exists:
 				if nx {
@@ -104,13 +104,13 @@ func (x *execCtx) zadd(flags, first int) {
 				processed++
 				score = s
 				if s != cur {
-					o.zset.set(member, s)
+					o.zset().set(member, s)
 					updated++
 				}
 			case xx:
 				continue
 			default:
-				o.zset.set(member, s)
+				o.zset().set(member, s)
 				added++
 				processed++
 				score = s
@@ -138,7 +138,7 @@ func (x *execCtx) zaddPropagate(changes int64) {
 }
 
 func cmdZRem(x *execCtx) {
-	x.removeMembers(kindZSet, func(o *object, m []byte) bool { return o.zset.del(m) })
+	x.removeMembers(kindZSet, func(o *object, m []byte) bool { return o.zset().del(m) })
 }
 
 func cmdZScore(x *execCtx) {
@@ -146,7 +146,7 @@ func cmdZScore(x *execCtx) {
 	if o == nil {
 		return
 	}
-	s, has := o.zset.scores[string(x.argv[2])]
+	s, has := o.zset().scores[string(x.argv[2])]
 	if !has {
 		x.null()
 		return
@@ -159,7 +159,7 @@ func cmdZCard(x *execCtx) {
 	if o == nil {
 		return
 	}
-	x.int(int64(o.zset.len()))
+	x.int(int64(o.zset().len()))
 }
 
 // scoreBound is one end of a BYSCORE range: "(" makes it exclusive.
@@ -238,14 +238,14 @@ func cmdZRange(x *execCtx) {
 	if o == nil {
 		return
 	}
-	n := int64(o.zset.len())
+	n := int64(o.zset().len())
 	x.zreply(hi-lo+1, withScores)
 	for i := lo; i <= hi; i++ {
 		j := i
 		if rev {
 			j = n - 1 - i
 		}
-		x.zmember(o.zset.sorted[j], withScores)
+		x.zmember(o.zset().sorted[j], withScores)
 	}
 }
 
@@ -329,7 +329,7 @@ func (x *execCtx) zrangeFiltered(byLex, rev, withScores bool, offset, count int6
 		return
 	}
 	var picked []zmember
-	z := o.zset.sorted
+	z := o.zset().sorted
 	for i := range z {
 		m := z[i]
 		if rev {

@@ -52,28 +52,28 @@ func digestDBs(dbs []*db) uint64 {
 			case kindString:
 				str(string(o.str))
 			case kindList:
-				num(uint64(o.list.len()))
-				for j := range o.list.len() {
-					str(string(o.list.at(j)))
+				num(uint64(o.list().len()))
+				for j := range o.list().len() {
+					str(string(o.list().at(j)))
 				}
 			case kindSet:
-				num(uint64(len(o.set)))
-				for _, m := range sortedMembers(o.set) {
+				num(uint64(len(o.set())))
+				for _, m := range sortedMembers(o.set()) {
 					str(m)
 				}
 			case kindHash:
-				num(uint64(o.hash.len()))
-				fields := make([]string, 0, o.hash.len())
-				o.hash.each(func(f string, _ []byte) { fields = append(fields, f) })
+				num(uint64(o.hash().len()))
+				fields := make([]string, 0, o.hash().len())
+				o.hash().each(func(f string, _ []byte) { fields = append(fields, f) })
 				slices.Sort(fields)
 				for _, f := range fields {
-					v, _ := o.hash.get([]byte(f))
+					v, _ := o.hash().get([]byte(f))
 					str(f)
 					str(string(v))
 				}
 			case kindZSet:
-				num(uint64(o.zset.len()))
-				for _, m := range o.zset.sorted {
+				num(uint64(o.zset().len()))
+				for _, m := range o.zset().sorted {
 					str(m.member)
 					buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(m.score))
 				}

@@ -54,13 +54,13 @@ func (x *execCtx) newObject(k kind) *object {
 	o := &object{kind: k, epoch: x.s.epoch}
 	switch k {
 	case kindList:
-		o.list = &deque{}
+		o.agg = &deque{}
 	case kindSet:
-		o.set = make(map[string]struct{})
+		o.agg = make(map[string]struct{})
 	case kindHash:
-		o.hash = newHash()
+		o.agg = newHash()
 	case kindZSet:
-		o.zset = newZSet()
+		o.agg = newZSet()
 	}
 	return o
 }

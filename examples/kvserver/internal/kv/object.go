@@ -43,20 +43,25 @@ func (k kind) String() string {
 // Byte slices held inside an object (string value, list elements, hash
 // values) are never written in place once stored, so clones may share them.
 type object struct {
-	kind  kind
-	epoch uint64
-	// key is the key the object is stored at, set by keyTable.put.
-	key string
+	kind kind
 	// ownStr reports that str's array belongs to this object alone (a
 	// clone shares it with a snapshot's frozen original), so SET may
 	// overwrite it in place when the new value fits.
 	ownStr bool
-	str    []byte
-	list   *deque
-	set    map[string]struct{}
-	hash   *hash
-	zset   *zset
+	epoch  uint64
+	// key is the key the object is stored at, set by keyTable.put.
+	key string
+	str []byte
+	// agg is the value of the aggregate kinds: a *deque (list), a
+	// map[string]struct{} (set), a *hash or a *zset; see list, set, hash
+	// and zset. One field rather than four keeps an object at 80 bytes.
+	agg any
 }
+
+func (o *object) list() *deque             { return o.agg.(*deque) }
+func (o *object) set() map[string]struct{} { return o.agg.(map[string]struct{}) }
+func (o *object) hash() *hash              { return o.agg.(*hash) }
+func (o *object) zset() *zset              { return o.agg.(*zset) }
 
 // clone returns a copy of o that shares no mutable structure with it.
 func (o *object) clone(epoch uint64) *object {
@@ -65,13 +70,13 @@ func (o *object) clone(epoch uint64) *object {
 	case kindString:
 		c.str = o.str
 	case kindList:
-		c.list = o.list.clone()
+		c.agg = o.list().clone()
 	case kindSet:
-		c.set = maps.Clone(o.set)
+		c.agg = maps.Clone(o.set())
 	case kindHash:
-		c.hash = o.hash.clone()
+		c.agg = o.hash().clone()
 	case kindZSet:
-		c.zset = o.zset.clone()
+		c.agg = o.zset().clone()
 	}
 	return c
 }
@@ -80,13 +85,13 @@ func (o *object) clone(epoch uint64) *object {
 func (o *object) size() int {
 	switch o.kind {
 	case kindList:
-		return o.list.len()
+		return o.list().len()
 	case kindSet:
-		return len(o.set)
+		return len(o.set())
 	case kindHash:
-		return o.hash.len()
+		return o.hash().len()
 	case kindZSet:
-		return o.zset.len()
+		return o.zset().len()
 	}
 	return 1
 }

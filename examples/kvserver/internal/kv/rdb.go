@@ -51,19 +51,19 @@ func fillEntry(e *rdb.Entry, dbIndex int, k string, o *object, expires map[strin
 	case kindString:
 		e.String = o.str
 	case kindList:
-		for j := range o.list.len() {
-			e.List = append(e.List, o.list.at(j))
+		for j := range o.list().len() {
+			e.List = append(e.List, o.list().at(j))
 		}
 	case kindSet:
-		for m := range o.set {
+		for m := range o.set() {
 			e.Set = append(e.Set, []byte(m))
 		}
 	case kindHash:
-		o.hash.each(func(f string, v []byte) {
+		o.hash().each(func(f string, v []byte) {
 			e.Hash = append(e.Hash, rdb.HashField{Field: []byte(f), Value: v})
 		})
 	case kindZSet:
-		for _, m := range o.zset.sorted {
+		for _, m := range o.zset().sorted {
 			e.ZSet = append(e.ZSet, rdb.ZMember{Member: []byte(m.member), Score: m.score})
 		}
 	}
@@ -173,30 +173,30 @@ func objectFromEntry(e *rdb.Entry, a *loadArena) (*object, error) {
 	case rdb.KindString:
 		o.kind, o.str, o.ownStr = kindString, a.bytes(e.String), true
 	case rdb.KindList:
-		o.kind, o.list = kindList, &deque{}
+		o.kind, o.agg = kindList, &deque{}
 		for _, v := range e.List {
-			o.list.pushBack(a.bytes(v))
+			o.list().pushBack(a.bytes(v))
 		}
 	case rdb.KindSet:
-		o.kind, o.set = kindSet, make(map[string]struct{}, len(e.Set))
+		o.kind, o.agg = kindSet, make(map[string]struct{}, len(e.Set))
 		for _, m := range e.Set {
-			o.set[a.string(m)] = struct{}{}
+			o.set()[a.string(m)] = struct{}{}
 		}
 	case rdb.KindHash:
-		o.kind, o.hash = kindHash, newHashSize(len(e.Hash))
+		o.kind, o.agg = kindHash, newHashSize(len(e.Hash))
 		for _, f := range e.Hash {
-			o.hash.set(a.string(f.Field), a.bytes(f.Value))
+			o.hash().set(a.string(f.Field), a.bytes(f.Value))
 		}
 	case rdb.KindZSet:
-		o.kind, o.zset = kindZSet, newZSet()
+		o.kind, o.agg = kindZSet, newZSet()
 		for _, m := range e.ZSet {
-			o.zset.scores[string(m.Member)] = m.Score
+			o.zset().scores[string(m.Member)] = m.Score
 		}
-		o.zset.sorted = make([]zmember, 0, len(o.zset.scores))
-		for m, sc := range o.zset.scores {
-			o.zset.sorted = append(o.zset.sorted, zmember{member: m, score: sc})
+		o.zset().sorted = make([]zmember, 0, len(o.zset().scores))
+		for m, sc := range o.zset().scores {
+			o.zset().sorted = append(o.zset().sorted, zmember{member: m, score: sc})
 		}
-		slices.SortFunc(o.zset.sorted, func(a, b zmember) int {
+		slices.SortFunc(o.zset().sorted, func(a, b zmember) int {
 			switch {
 			case zless(a, b.score, b.member):
 				return -1

@@ -135,7 +135,7 @@ func TestNoCopyWithoutSnapshot(t *testing.T) {
 	assert.NotSame(t, o, clone, "cloned on first write after the snapshot")
 	run(s, &c, "RPUSH l d")
 	assert.Same(t, clone, s.dbs[0].keys.get("l"), "cloned once only")
-	assert.Equal(t, 2, o.list.len())
+	assert.Equal(t, 2, o.list().len())
 	snap.Release()
 	run(s, &c, "RPUSH l e")
 	assert.Same(t, clone, s.dbs[0].keys.get("l"))
