@@ -261,24 +261,32 @@ func TestFullResyncMidStream(t *testing.T) {
 	assert.Equal(t, master.Digest(), replica.Digest())
 }
 
+// lockedCallStore returns a read-only store and a function, for the
+// atomically argument of its Apply methods, that counts its calls in *calls
+// and checks that each comes with the store lock held.
+func lockedCallStore(t *testing.T) (s *Store, calls *int, check func()) {
+	s = New(Options{})
+	s.SetReadOnly(true)
+	calls = new(int)
+	check = func() {
+		*calls++
+		assert.False(t, s.mu.TryLock(), "the store lock is held")
+	}
+	return s, calls, check
+}
+
 // TestApplyAtomically: the function runs once per command, after it and
 // under the same hold of the store lock, whatever the command's outcome, so
 // a replica's recorded offset always matches its data.
 func TestApplyAtomically(t *testing.T) {
-	s := New(Options{})
-	s.SetReadOnly(true)
+	s, calls, check := lockedCallStore(t)
 	var link Client
-	calls := 0
-	check := func() {
-		calls++
-		assert.False(t, s.mu.TryLock(), "the store lock is held")
-	}
 	require.NoError(t, s.ApplyAtomically(&link, args("SET k v"), check))
-	assert.Equal(t, 1, calls)
+	assert.Equal(t, 1, *calls)
 	require.Error(t, s.ApplyAtomically(&link, args("NOSUCH k"), check))
-	assert.Equal(t, 2, calls)
+	assert.Equal(t, 2, *calls)
 	require.NoError(t, s.ApplyAtomically(&link, nil, check))
-	assert.Equal(t, 3, calls)
+	assert.Equal(t, 3, *calls)
 	require.NoError(t, s.ApplyAtomically(&link, args("SET k2 v"), nil))
 	assert.Equal(t, 2, s.DBSize(0))
 
@@ -287,18 +295,12 @@ func TestApplyAtomically(t *testing.T) {
 		check()
 		assert.Equal(t, 0, s.dbs[0].keys.len(), "the new dataset is in place")
 	})
-	assert.Equal(t, 4, calls)
+	assert.Equal(t, 4, *calls)
 }
 
 func TestApplyBatch(t *testing.T) {
-	s := New(Options{})
-	s.SetReadOnly(true)
+	s, calls, check := lockedCallStore(t)
 	var link Client
-	calls := 0
-	check := func() {
-		calls++
-		assert.False(t, s.mu.TryLock(), "the store lock is held")
-	}
 	s.BeginApply()
 	require.NoError(t, s.ApplyLocked(&link, args("SET a 1"), check))
 	require.NoError(t, s.ApplyLocked(&link, args("MULTI"), check))
@@ -308,7 +310,7 @@ func TestApplyBatch(t *testing.T) {
 	require.NoError(t, s.ApplyLocked(&link, args("SET c 3"), check))
 	assert.False(t, s.mu.TryLock(), "held through the batch")
 	s.EndApply()
-	assert.Equal(t, 6, calls)
+	assert.Equal(t, 6, *calls)
 	assert.Equal(t, 3, s.DBSize(0))
 	require.True(t, s.mu.TryLock(), "released by EndApply")
 	s.mu.Unlock()
